@@ -1,0 +1,75 @@
+"""Pieces the commands share: consoles, JSON output, progress, output-path rules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+
+from ..errors import UsageError
+
+T = TypeVar("T")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def progress(items: list[T], label: str) -> Iterator[T]:
+    """A progress bar on stderr when there is more than one item and stderr is a terminal."""
+    if len(items) < 2 or not err.is_terminal:
+        yield from items
+        return
+    from rich.progress import track
+
+    yield from track(items, description=label, console=err, transient=True)
+
+
+def output_paths(inputs: list[Path], out: Path | None, suffix: str, ext: str) -> list[Path]:
+    """Where each input's result goes.
+
+    One input: ``out`` is the file (default ``<stem><suffix><ext>`` beside the input). Several inputs: ``out`` is a
+    folder (created) and each result is ``<stem><suffix><ext>`` in it (default: beside each input).
+    """
+    if out is not None and len(inputs) > 1:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"-o {out}: with several inputs, -o must be a folder")
+        return _unique([out / f"{p.stem}{suffix}{ext}" for p in inputs])
+    if out is not None:
+        if out.is_dir():
+            return [out / f"{inputs[0].stem}{suffix}{ext}"]
+        return [out]
+    return _unique([p.with_name(f"{p.stem}{suffix}{ext}") for p in inputs])
+
+
+def _unique(paths: list[Path]) -> list[Path]:
+    """Two inputs with one stem (a.jpg, a.png) must not write one file: number the later ones."""
+    seen: dict[Path, int] = {}
+    result = []
+    for p in paths:
+        if p in seen:
+            seen[p] += 1
+            p = p.with_name(f"{p.stem}-{seen[p]}{p.suffix}")
+        else:
+            seen[p] = 0
+        result.append(p)
+    return result
+
+
+def join(items: Iterable[str]) -> str:
+    return ", ".join(items) or "-"

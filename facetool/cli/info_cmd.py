@@ -1,0 +1,84 @@
+"""``facetool plugins`` and ``facetool methods``."""
+
+from __future__ import annotations
+
+import typer
+
+from .common import join, out, print_json
+
+PLUGINS_HELP = """List the loaded plugins: name, version, hooks, and what each registered.
+
+Plugins come from the [b]facetool[/b] entry-point group; FACETOOL_PLUGINS=a,b limits which load (empty: none).
+
+[b]Examples[/b]
+
+  facetool plugins
+
+  facetool plugins --json
+"""
+
+METHODS_HELP = """List the methods (generators): task, template, input size, weights and options.
+
+[b]Examples[/b]
+
+  facetool methods
+
+  facetool methods --json
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help=PLUGINS_HELP)
+    def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        from rich.table import Table
+
+        from ..plugins import get_host
+
+        data = get_host().describe()
+        if as_json:
+            print_json(data)
+            return
+        table = Table("plugin", "version", "hooks", "registered", "status")
+        for p in data:
+            registered = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registered"].items())
+            hooks = join(h.removeprefix("register_") for h in p["hooks"])
+            status = f"[red]{p['error']}[/red]" if p["error"] else "ok"
+            table.add_row(p["name"], p["version"] or "", hooks, registered or "-", status)
+        out.print(table)
+
+    @app.command(help=METHODS_HELP)
+    def methods(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        from rich.table import Table
+
+        from ..options import describe_options
+        from ..plugins import get_host
+
+        host = get_host()
+        data = [
+            {
+                "name": spec.name,
+                "task": spec.task,
+                "plugin": host.generators.owner(spec.name),
+                "description": spec.description,
+                "template": spec.template,
+                "input_size": spec.input_size,
+                "sizes": list(spec.sizes),
+                "weights": spec.weights,
+                "background": spec.background,
+                "version": spec.version,
+                "options": describe_options(spec.options),
+            }
+            for spec in host.generators.all().values()
+        ]
+        if as_json:
+            print_json(data)
+            return
+        if not data:
+            out.print("no methods registered (see facetool plugins)")
+            return
+        table = Table("method", "task", "plugin", "input", "options", "description")
+        for m in data:
+            opts = join(f"{o['name']}={o['default']}" for o in m["options"])
+            table.add_row(m["name"], m["task"], m["plugin"], f"{m['input_size']}² {m['template']}", opts,
+                          m["description"])  # fmt: skip
+        out.print(table)

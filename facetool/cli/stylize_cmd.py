@@ -1,0 +1,109 @@
+"""``facetool stylize``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import FacetoolError, UsageError
+from .common import err, out, output_paths, progress
+
+HELP = """Turn portrait photos into drawings, cartoons or constructions with a stylize method.
+
+Every face is found, aligned to the method's template, stylized and pasted back: the output has the input's size.
+Use --crop for the aligned result alone, --face to choose faces, --aligned when the input already is an aligned crop.
+
+[b]Examples[/b]
+
+  facetool stylize photo.jpg --method apdrawing
+
+  facetool stylize photo.jpg --method apdrawing --face largest --crop -o drawing.png
+
+  facetool stylize photos/ --method cartoon -O hair=blonde -o drawings/
+
+  facetool methods   (lists the methods and their -O options)
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help=HELP, no_args_is_help=True)
+    def stylize(
+        images: list[str] = typer.Argument(..., help="Image files, folders or quoted globs."),
+        method: str | None = typer.Option(None, "--method", "-m", help="Stylize method (default: the first)."),
+        option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="Output file (a folder for several)."),
+        face: str = typer.Option("all", "--face", help="all, largest, or a face number (0 = largest)."),
+        crop: bool = typer.Option(False, "--crop", help="Write the aligned result alone (one file per face)."),
+        size: int | None = typer.Option(None, "--size", help="Crop size the method runs at."),
+        aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned crops: skip detection."),
+        background: str | None = typer.Option(None, "--background", help="photo or white (default: the method's)."),
+        weights: Path | None = typer.Option(None, "--weights", help="Weights file or training run to use."),
+        detector: str | None = typer.Option(None, "--detector", "-d", help="Detector name."),
+        detector_option: list[str] = typer.Option([], "--detector-option", "-D", help="Detector setting key=value."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    ) -> None:
+        from ..device import resolve_device
+        from ..imageio import expand_inputs
+        from ..methods import resolve_weights
+        from ..options import parse_options
+        from ..pipeline import check_assets, close_detector, default_name, load_detector, parse_face_choice
+        from ..plugins import get_host
+
+        registry = get_host().generators
+        name = method or default_name(registry, "method", task="stylize")
+        spec = registry.get(name)
+        if spec.task != "stylize":
+            raise UsageError(f"method {name} is a {spec.task} method; use facetool {spec.task}")
+        size = size or spec.input_size
+        if size not in spec.sizes:
+            raise UsageError(f"--size {size}: method {name} runs at {', '.join(map(str, spec.sizes))}")
+        background = background or spec.background
+        if background not in ("photo", "white"):
+            raise UsageError(f"--background takes photo or white, not {background!r}")
+        choice = parse_face_choice(face)
+        options = parse_options(spec.options, option, f"method {name}")
+        inputs = expand_inputs(images)
+        targets = output_paths(inputs, output, f".{name}", ".png")
+        dev = resolve_device(device)
+        check_assets(spec.assets)
+        runner = spec.load(options, dev, resolve_weights(spec, weights))
+        det_spec, det = (None, None) if aligned else load_detector(detector, detector_option, dev)
+        try:
+            failures = _stylize_all(inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev)
+        finally:
+            close_detector(det)
+        if failures:
+            raise FacetoolError(f"{len(failures)} of {len(inputs)} images failed (first: {failures[0]})")
+
+
+def _stylize_all(inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev) -> list[str]:
+    """Stylize every input; one bad file among several is reported and skipped, a single one raises."""
+    from ..imageio import read_image, write_image
+    from ..pipeline import detect_faces, select_faces
+    from ..stylize import stylize_photo
+
+    failures: list[str] = []
+    for path, target in zip(progress(inputs, f"stylize {spec.name}"), targets, strict=True):
+        try:
+            image = read_image(path)
+            faces = None
+            if det is not None:
+                faces = select_faces(detect_faces(det, image, det_spec.name), choice)
+                if not faces:
+                    raise FacetoolError(
+                        f"{path}: no face found (try another --detector, or --aligned for an aligned crop)"
+                    )
+            results = stylize_photo(image, runner, spec.template, faces, size, crop=crop,
+                                    background=background, device=dev)  # fmt: skip
+            written = []
+            for index, result in enumerate(results):
+                dest = target if len(results) == 1 else target.with_name(f"{target.stem}-{index}{target.suffix}")
+                written.append(write_image(dest, result, protect=inputs))
+            out.print(f"{path} -> {', '.join(map(str, written))}", highlight=False)
+        except FacetoolError as error:
+            if len(inputs) == 1:
+                raise
+            failures.append(str(error))
+            err.print(f"[red]skipped[/red] {error}", highlight=False)
+    return failures

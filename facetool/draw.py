@@ -1,0 +1,29 @@
+"""Annotated previews: boxes, 5 and 68 points drawn over the photo (Pillow, no torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .faces import Face
+
+_POINT5_COLOURS = ((255, 60, 60), (60, 120, 255), (60, 220, 60), (255, 200, 0), (255, 0, 220))
+
+
+def annotate(image: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """image: (H, W, 3) uint8 RGB. Returns a copy with each face's box, index, 68 points (white) and 5 points."""
+    pil = Image.fromarray(image).convert("RGB")
+    draw = ImageDraw.Draw(pil)
+    scale = max(1.0, max(pil.size) / 800)
+    width = max(1, int(round(2 * scale)))
+    for index, face in enumerate(faces):
+        x1, y1, x2, y2 = (float(v) for v in face.box)
+        r = max(1.5, 0.012 * max(face.width, face.height))
+        draw.rectangle([x1, y1, x2, y2], outline=(0, 255, 0), width=width)
+        draw.text((x1 + 2, max(0.0, y1 - 12 * scale)), f"{index} {face.score:.2f}", fill=(0, 255, 0))
+        if face.points68 is not None:
+            for x, y in face.points68:
+                draw.ellipse([x - r * 0.6, y - r * 0.6, x + r * 0.6, y + r * 0.6], fill=(255, 255, 255))
+        for (x, y), colour in zip(face.points5, _POINT5_COLOURS, strict=True):
+            draw.ellipse([x - r, y - r, x + r, y + r], outline=colour, width=width)
+    return np.asarray(pil)

@@ -1,0 +1,91 @@
+"""Method (generator) specs: what a plugin registers through ``register_generators``.
+
+A method declares its task, a typed options schema the CLI validates, its preprocessing (alignment template and
+input size) and where its default weights are. The core runs every task's pipeline (detect, align, run, paste
+back, write) so a plugin only supplies the network part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from .errors import FacetoolError
+
+TASKS = ("stylize", "generate", "reconstruct")
+Task = Literal["stylize", "generate", "reconstruct"]
+
+
+class StylizeRunner(Protocol):
+    def __call__(self, crops: Any) -> Any:
+        """crops: (B, 3, S, S) float RGB in [0, 1], aligned to the method's template.
+        Returns (B, C, S, S) float in [0, 1] with C = 1 (drawing) or 3."""
+        ...
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method.
+
+    Attributes:
+        name: what ``--method`` takes.
+        task: ``stylize`` (image -> image), ``generate`` (conditions -> image), ``reconstruct`` (image -> maps -> mesh).
+        load: ``load(options, device, weights) -> runner``; ``weights`` is the resolved weights path (or None);
+            for ``stylize`` the runner follows :class:`StylizeRunner`.
+        description: one line.
+        options: dataclass of the method's settings (``-O key=value``), or None.
+        template: alignment template name (see :mod:`facetool.align`).
+        input_size: crop size the network expects by default.
+        sizes: crop sizes the method supports (``--size``).
+        weights: the default weights: an asset name, or ``package:relative/path`` inside an installed package;
+            None = the method has no weights.
+        background: what ``stylize`` pastes onto by default: ``photo`` or ``white`` (drawings look wrong over a photo).
+        assets: assets needed besides the weights.
+        version: the method's own version (stored in checkpoints and metrics).
+        priority: the highest-priority method of a task is that task's default ``--method``.
+    """
+
+    name: str
+    task: Task
+    load: Callable[[Any, str, Path | None], Any]
+    description: str
+    options: type | None = None
+    template: str = "portrait"
+    input_size: int = 256
+    sizes: tuple[int, ...] = (256,)
+    weights: str | None = None
+    background: Literal["photo", "white"] = "photo"
+    assets: tuple[str, ...] = ()
+    version: str = "0"
+    priority: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"method {self.name}: task must be one of {TASKS}, not {self.task!r}")
+
+
+def resolve_weights(spec: MethodSpec, override: str | Path | None = None) -> Path | None:
+    """The weights file a method should load: ``--weights`` if given, else its default (asset or package file)."""
+    if override is not None:
+        path = Path(override).expanduser()
+        if not path.exists():
+            raise FacetoolError(f"--weights {override}: no such file or folder")
+        return path
+    if spec.weights is None:
+        return None
+    package, sep, relative = spec.weights.partition(":")
+    if sep:
+        from importlib import resources
+
+        try:
+            path = Path(str(resources.files(package).joinpath(relative)))
+        except ModuleNotFoundError:
+            path = None
+        if path is None or not path.exists():
+            raise FacetoolError(f"method {spec.name}: its default weights {spec.weights} are missing from the install")
+        return path
+    from .assets import asset_path
+
+    return asset_path(spec.weights)

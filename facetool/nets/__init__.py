@@ -1,0 +1,1 @@
+"""Neural networks implemented in facetool itself (pure PyTorch, pretrained weights loaded from files)."""

@@ -1,0 +1,83 @@
+"""The steps every command shares: pick and load a detector, detect, choose faces."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .errors import UsageError
+from .faces import Face, sort_faces
+from .options import parse_options
+
+ENV_DETECTOR = "FACETOOL_DETECTOR"
+
+
+def default_name(registry: Any, kind: str, task: str | None = None) -> str:
+    """The highest-priority registered spec (ties: by name), optionally of one task."""
+    specs = [s for s in registry.all().values() if task is None or getattr(s, "task", None) == task]
+    if not specs:
+        what = f"{task} method" if task else kind
+        raise UsageError(f"no {what} is registered; install a plugin that provides one (see facetool plugins)")
+    return sorted(specs, key=lambda s: (-s.priority, s.name))[0].name
+
+
+def check_assets(names: tuple[str, ...] | list[str]) -> None:
+    """Raise AssetError naming the exact fetch command when any is missing or damaged."""
+    from .assets import get_store
+
+    store = get_store()
+    for name in names:
+        store.path(name)
+
+
+def load_detector(name: str | None, option_pairs: list[str] | None = None, device: str = "cpu") -> tuple[Any, Any]:
+    """(spec, detector) for ``name`` (None: ``$FACETOOL_DETECTOR`` or the default)."""
+    from .plugins import get_host
+
+    registry = get_host().detectors
+    name = name or os.environ.get(ENV_DETECTOR) or default_name(registry, "detector")
+    spec = registry.get(name)
+    options = parse_options(spec.options, option_pairs, f"detector {name}")
+    check_assets(spec.assets)
+    return spec, spec.load(options, device)
+
+
+def detect_faces(detector: Any, image: np.ndarray, detector_name: str = "") -> list[Face]:
+    """Run a detector; faces come back largest first with the detector's name filled in."""
+    faces = sort_faces(list(detector.detect(image)))
+    for face in faces:
+        face.detector = face.detector or detector_name
+    return faces
+
+
+def parse_face_choice(value: str) -> str | int:
+    """``all``, ``largest`` or a 0-based index (faces are numbered largest first)."""
+    value = value.strip().lower()
+    if value in ("all", "largest"):
+        return value
+    try:
+        index = int(value)
+    except ValueError:
+        raise UsageError(f"--face takes all, largest or a face number, not {value!r}") from None
+    if index < 0:
+        raise UsageError("--face numbers start at 0")
+    return index
+
+
+def select_faces(faces: list[Face], choice: str | int) -> list[Face]:
+    """Faces sorted largest first -> the chosen ones; an index past the end selects none."""
+    if choice == "all":
+        return faces
+    if choice == "largest":
+        return faces[:1]
+    assert isinstance(choice, int)
+    return faces[choice : choice + 1]
+
+
+def close_detector(detector: Any) -> None:
+    """Release a detector's native resources (MediaPipe's graph must be closed explicitly)."""
+    close = getattr(detector, "close", None)
+    if callable(close):
+        close()

@@ -1,0 +1,83 @@
+"""facetool plugin: dlib's HOG face detector and 68-point shape predictor — the default detector.
+
+Plain dlib misses turned and tilted faces (HOG is trained on upright frontal ones) and rounds its landmarks to
+whole pixels. Here the core's MTCNN adds the faces HOG misses, and the predictor runs on an upright,
+scale-normalised crop of each face, averaged with its mirror image and refit once from its own points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from facetool import hookimpl
+from facetool.assets import Asset
+from facetool.detectors import DetectorSpec
+
+_FRM = dict(
+    distribution="face-recognition-models",
+    version="0.3.0",
+    archive="face_recognition_models-0.3.0.tar.gz",
+    archive_sha256="b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
+    used_by="detector 'dlib'",
+)
+
+ASSETS = (
+    Asset(
+        name="dlib-shape-predictor-68",
+        member="face_recognition_models-0.3.0/face_recognition_models/models/shape_predictor_68_face_landmarks.dat",
+        sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+        size=99693937,
+        license="CC0 per the package; trained on iBUG 300-W, whose images are for non-commercial research",
+        description="dlib 68-point shape predictor (iBUG 300-W layout)",
+        **_FRM,
+    ),
+    Asset(
+        name="dlib-mmod-detector",
+        member="face_recognition_models-0.3.0/face_recognition_models/models/mmod_human_face_detector.dat",
+        sha256="4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6",
+        size=729940,
+        license="CC0 per the package (dlib's CNN face detector)",
+        description="dlib CNN (MMOD) face detector, for -D proposals=cnn",
+        **_FRM,
+    ),
+)
+
+
+@dataclass
+class DlibOptions:
+    proposals: Literal["hog", "hog+mtcnn", "cnn"] = field(
+        default="hog+mtcnn",
+        metadata={"help": "who finds faces: HOG, HOG plus the core MTCNN (turned/tilted/small faces), or dlib's CNN"},
+    )
+    upsample: int = field(default=-1, metadata={"help": "HOG/CNN upsampling; -1 picks it from the image size"})
+    flip: bool = field(default=True, metadata={"help": "average the landmarks with the mirrored face's"})
+    refine: int = field(default=1, metadata={"help": "times to re-crop the face from its own landmarks"})
+    threshold: float = field(default=0.9, metadata={"help": "minimum MTCNN probability for faces HOG did not find"})
+
+
+def _load(options: DlibOptions, device: str):
+    from .detector import DlibDetector
+
+    return DlibDetector(options, device)
+
+
+@hookimpl
+def register_assets(register):
+    for asset in ASSETS:
+        register(asset)
+
+
+@hookimpl
+def register_detectors(register):
+    register(
+        DetectorSpec(
+            name="dlib",
+            load=_load,
+            description="dlib HOG + MTCNN proposals, 68-point predictor on aligned crops (default)",
+            features=("points68",),
+            options=DlibOptions,
+            assets=("dlib-shape-predictor-68", "mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"),
+            priority=100,
+        )
+    )

@@ -1,0 +1,51 @@
+"""facetool plugin: the core's torch MTCNN as a detector (box, score, 5 points; robust to turned faces)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from facetool import hookimpl
+from facetool.detectors import DetectorSpec
+
+
+@dataclass
+class MtcnnOptions:
+    min_face: int = field(default=20, metadata={"help": "smallest face side in pixels to look for"})
+    threshold: float = field(default=0.9, metadata={"help": "minimum final face probability (O-Net)"})
+
+
+class MtcnnDetector:
+    def __init__(self, options: MtcnnOptions, device: str) -> None:
+        from facetool.nets.loaders import load_mtcnn
+
+        self.options = options
+        self.net = load_mtcnn(device, min_face_size=options.min_face)
+        self.device = device
+
+    def detect(self, image):
+        import numpy as np
+        import torch
+
+        from facetool.faces import Face
+
+        tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).to(self.device)
+        boxes, scores, points = self.net.detect(tensor)
+        return [
+            Face(box=b, score=float(s), points5=p, detector="mtcnn")
+            for b, s, p in zip(boxes.cpu().numpy(), scores.cpu().numpy(), points.cpu().numpy(), strict=True)
+            if s >= self.options.threshold
+        ]
+
+
+@hookimpl
+def register_detectors(register):
+    register(
+        DetectorSpec(
+            name="mtcnn",
+            load=MtcnnDetector,
+            description="torch MTCNN (P/R/O-Net, weights from facenet-pytorch): box, score, 5 points",
+            options=MtcnnOptions,
+            assets=("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"),
+            priority=50,
+        )
+    )

@@ -1,0 +1,122 @@
+"""The CLI contract: help, version, exit codes, one line on stderr, inputs never changed."""
+
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import pytest
+from typer.testing import CliRunner
+
+from facetool import __version__
+from facetool.cli import build_app
+
+
+def invoke(*args):
+    return CliRunner().invoke(build_app(), list(args))
+
+
+def test_version_and_help():
+    assert invoke("--version").stdout.strip() == f"facetool {__version__}"
+    for command in ([], ["detect"], ["stylize"], ["assets"], ["plugins"], ["methods"]):
+        result = invoke(*command, "--help")
+        assert result.exit_code == 0 and "Usage" in result.stdout
+    assert "Examples" in invoke("detect", "--help").stdout
+    assert "Examples" in invoke("stylize", "--help").stdout
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from facetool.cli import run; run(['--help']); assert 'torch' not in sys.modules, 'torch'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _one_line_error(result, code):
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("facetool: error:"), result.stderr
+    return lines[0]
+
+
+def test_usage_errors_exit_2():
+    _one_line_error(invoke("detect", "x.jpg", "--bogus"), 2)
+    _one_line_error(invoke("detect", "x.jpg", "--face", "many"), 2)
+    _one_line_error(invoke("nosuchcommand"), 2)
+    assert "unknown method" in _one_line_error(invoke("stylize", "x.jpg", "--method", "nope"), 2)
+
+
+def _png_claiming(width, height):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture
+def bad_inputs(tmp_path, sample_path):
+    good = sample_path.read_bytes()
+    files = {
+        "corrupt.png": good[:50] + os.urandom(2000),
+        "truncated.png": good[: len(good) // 2],
+        "empty.jpg": b"",
+        "text.jpg": b"this is not an image, just text\n" * 10,
+        "huge.png": _png_claiming(60000, 60000),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "folder").mkdir()
+    return tmp_path, list(files)
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()}
+
+
+def test_bad_inputs_give_one_line_and_leave_files_alone(bad_inputs):
+    folder, names = bad_inputs
+    before = _digest(folder)
+    for name in names + ["folder", "missing.jpg"]:
+        for command in (["detect", "-d", "mtcnn"], ["stylize", "-m", "nope"], ["detect"]):
+            args = [*command, str(folder / name)]
+            result = invoke(*args)
+            assert result.exit_code in (1, 2), (args, result.stdout)
+            _one_line_error(result, result.exit_code)
+    assert _digest(folder) == before
+
+
+def test_unwritable_output_and_self_overwrite(tmp_path, sample_path):
+    from conftest import require_assets
+
+    require_assets("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(sample_path.read_bytes())
+    before = photo.read_bytes()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    line = _one_line_error(invoke("detect", str(photo), "-d", "mtcnn", "-o", str(blocker / "out.png")), 1)
+    assert "file" in line
+    line = _one_line_error(invoke("detect", str(photo), "-d", "mtcnn", "-o", str(photo)), 1)
+    assert "overwrite" in line
+    assert photo.read_bytes() == before
+
+
+def test_tiny_image_is_fine(tmp_path):
+    from conftest import require_assets
+    from PIL import Image
+
+    require_assets("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
+    Image.new("RGB", (1, 1), (200, 100, 50)).save(tmp_path / "one.png")
+    result = invoke("detect", str(tmp_path / "one.png"), "-d", "mtcnn", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert '"faces": []' in result.stdout
+
+
+def test_debug_shows_traceback():
+    result = CliRunner().invoke(build_app(), ["--debug", "detect", "missing.jpg"])
+    assert result.exit_code != 0 and result.exception is not None
