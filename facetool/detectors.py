@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+if TYPE_CHECKING:  # numpy costs 0.1 s of start-up; specs are read by --help
+    import numpy as np
 
-from .faces import Face
+    from .faces import Face
 
 #: What a detector can fill in on a :class:`Face` besides box, score and 5 points.
 FEATURES = ("points68", "landmarks3d", "pose", "blendshapes")

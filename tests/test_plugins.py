@@ -99,3 +99,23 @@ def test_plugins_json_lists_builtins_through_entry_points(monkeypatch):
         assert "register_detectors" in data[name]["hooks"]
         assert name in data[name]["registered"]["detector"]
     assert "mtcnn-onet" in data["core"]["registered"]["asset"]
+
+
+class _Commands:
+    @hookimpl
+    def register_commands(self, app):
+        @app.command()
+        def hello(name: str = "world") -> None:
+            """Say hello (a plugin's own command)."""
+            print(f"hello {name}")
+
+
+def test_plugin_adds_a_command(monkeypatch):
+    from facetool.plugins import get_host
+
+    monkeypatch.setenv("FACETOOL_PLUGINS", "")
+    get_host().register_object(_Commands(), "greeter")
+    app = build_app()
+    result = CliRunner().invoke(app, ["hello", "--name", "faces"])
+    assert result.exit_code == 0 and result.stdout.strip() == "hello faces"
+    assert "hello" in CliRunner().invoke(app, ["--help"]).stdout

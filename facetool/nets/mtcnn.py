@@ -10,7 +10,7 @@ Three networks run as a cascade:
 Layer names and shapes match the widely used pretrained state dicts ``pnet.pt``, ``rnet.pt`` and ``onet.pt``
 (ported from the authors' Caffe models). Those weights expect RGB pixels normalised as ``(x - 127.5) / 128``
 in NCHW layout; the dense layers expect the conv features flattened in (W, H, C) order, because the Caffe
-models were trained on transposed images (see ``_flatten_whc``).
+models were trained on transposed images (see ``_flatten_whc``). Landmarks come out as five x then five y.
 
 Coordinates are continuous pixels: a box ``x1 y1 x2 y2`` covers ``[x1, x2) x [y1, y2)``.
 """
@@ -42,8 +42,10 @@ _CELL = 12
 def _flatten_whc(x: Tensor) -> Tensor:
     """Flatten conv features the way the dense layers were trained.
 
-    The original Caffe models saw transposed images, so their dense weights index features as (W, H, C);
-    the conv kernels were transposed when ported, the dense weights were not.
+    The Caffe models were trained on transposed images and reached PyTorch via a TensorFlow port. The conv
+    kernels were transposed on the way (upright images go in), but the dense weights still index features in
+    TensorFlow's (H, W, C) order of the transposed map, i.e. (W, H, C) here. Checked empirically: any other
+    order drops the face score or breaks the left/right mirror symmetry of the landmarks (see the tests).
 
     Args:
         x: (B, C, H, W) features.
@@ -229,6 +231,19 @@ def nms(boxes: Tensor, scores: Tensor, threshold: float, mode: str = "union", bl
     return torch.cat(kept)
 
 
+def _pool2(x: Tensor) -> Tensor:
+    """2x2 mean pooling (odd trailing row / column dropped); ~3x faster on CPU than ``F.avg_pool2d``.
+
+    Args:
+        x: (..., H, W) tensor, H, W >= 2.
+
+    Returns:
+        (..., H // 2, W // 2) tensor.
+    """
+    x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]
+    return (x[..., 0::2, 0::2] + x[..., 1::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 1::2]) * 0.25
+
+
 def octave_pyramid(image: Tensor, levels: int) -> list[Tensor]:
     """Repeated 2x2 mean pooling: cheap, alias-free sources for any smaller scale.
 
@@ -244,7 +259,7 @@ def octave_pyramid(image: Tensor, levels: int) -> list[Tensor]:
     """
     out = [image]
     while len(out) < levels and min(out[-1].shape[-2:]) >= 2:
-        out.append(F.avg_pool2d(out[-1], 2))
+        out.append(_pool2(out[-1]))
     return out
 
 
@@ -253,7 +268,7 @@ def _crop_octaves(octaves: list[Tensor], boxes: Tensor, size: int) -> Tensor:
 
     Each box is sampled from the finest level that shrinks it by at most 2x more, on a 2x supersampled
     grid that is then mean-pooled: a box filter roughly one output pixel wide, so large faces do not alias.
-    Outside the image ``grid_sample`` reads zeros.
+    Samples outside the image read 0.
 
     Args:
         octaves: levels from :func:`octave_pyramid`, each (1, C, H_l, W_l).
@@ -264,6 +279,7 @@ def _crop_octaves(octaves: list[Tensor], boxes: Tensor, size: int) -> Tensor:
         (N, C, size, size) crops.
     """
     n, c = boxes.shape[0], octaves[0].shape[1]
+    height, width = octaves[0].shape[-2:]
     out = octaves[0].new_zeros(n, c, size, size)
     if n == 0:
         return out
@@ -276,18 +292,23 @@ def _crop_octaves(octaves: list[Tensor], boxes: Tensor, size: int) -> Tensor:
         idx = torch.nonzero(level == lv).squeeze(1)
         src = octaves[lv]
         h, w = src.shape[-2:]
-        b = boxes[idx] / 2**lv
-        # Sample centres in continuous pixels, then align_corners=False normalisation: u -> 2u / W - 1.
-        gx = (b[:, 0:1] + frac * (b[:, 2:3] - b[:, 0:1])) * (2.0 / w) - 1.0
-        gy = (b[:, 1:2] + frac * (b[:, 3:4] - b[:, 1:2])) * (2.0 / h) - 1.0
+        b = boxes[idx]
+        # Sample centres in image pixels.
+        xs = b[:, 0:1] + frac * (b[:, 2:3] - b[:, 0:1])
+        ys = b[:, 1:2] + frac * (b[:, 3:4] - b[:, 1:2])
         k = idx.numel()
+        # Level pixels, then align_corners=False normalisation u -> 2u / W - 1.
+        gx = (xs / 2**lv) * (2.0 / w) - 1.0
+        gy = (ys / 2**lv) * (2.0 / h) - 1.0
         grid = torch.stack([gx[:, None, :].expand(k, sub, sub), gy[:, :, None].expand(k, sub, sub)], dim=-1)
         # All crops of a level stacked vertically into one grid, so the image is not copied per box.
+        # Border padding keeps edge pixels from blending with the outside; outside samples are zeroed below.
         samples = F.grid_sample(
-            src, grid.reshape(1, k * sub, sub, 2), mode="bilinear", padding_mode="zeros", align_corners=False
+            src, grid.reshape(1, k * sub, sub, 2), mode="bilinear", padding_mode="border", align_corners=False
         )
-        samples = samples.reshape(c, k, sub, sub).transpose(0, 1)
-        out[idx] = F.avg_pool2d(samples, 2)
+        inside = ((ys >= 0) & (ys < height))[:, :, None] & ((xs >= 0) & (xs < width))[:, None, :]
+        samples = samples.reshape(c, k, sub, sub).transpose(0, 1) * inside[:, None]
+        out[idx] = _pool2(samples)
     return out
 
 
@@ -333,7 +354,8 @@ def _square(boxes: Tensor) -> Tensor:
         (N, 4) square boxes.
     """
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    half = (boxes[:, 2:] - boxes[:, :2]).amax(1, keepdim=True) / 2
+    # At least 1 px, so a box a wild regression turned inside out still gives a valid crop.
+    half = (boxes[:, 2:] - boxes[:, :2]).amax(1, keepdim=True).clamp(min=1.0) / 2
     return torch.cat([centre - half, centre + half], dim=1)
 
 
@@ -466,22 +488,22 @@ class MTCNN(nn.Module):
         Returns:
             boxes (N, 4) x1 y1 x2 y2 in pixels (may extend past the image border), scores (N,) in [0, 1] by
             decreasing score, points (N, 5, 2) x, y in pixels in the order left eye, right eye, nose,
-            mouth left, mouth right (left / right as seen in the image). All float32 on the model's device;
-            N may be 0.
+            mouth left, mouth right (left / right as seen in the image). All on the model's device and in
+            its dtype (float32 unless converted); N may be 0.
         """
         if image.ndim != 3 or image.shape[0] not in (1, 3):
             raise ValueError(f"expected a (3, H, W) image, got shape {tuple(image.shape)}")
-        device = self.onet.dense5.weight.device
-        x = image.to(device=device, dtype=torch.float32)
+        weight = self.onet.dense5.weight
+        x = image.to(device=weight.device, dtype=weight.dtype)
         if x.shape[0] == 1:
             x = x.expand(3, -1, -1)
         empty = (x.new_zeros(0, 4), x.new_zeros(0), x.new_zeros(0, 5, 2))
         h, w = x.shape[-2:]
-        if min(h, w) < _CELL:  # nothing fits P-Net's window at any allowed scale
+        if not self._scales(h, w):  # even the largest pyramid level is smaller than P-Net's window
             return empty
         # Pixels / 128: the networks' normalisation minus its offset, so zero padding is black; resampling
         # commutes with the offset, which is subtracted just before each network.
-        octaves = octave_pyramid(x[None] * _SCALE, 1 + math.floor(math.log2(min(h, w) / _CELL)))
+        octaves = octave_pyramid(x[None] * _SCALE, 1 + max(0, math.floor(math.log2(min(h, w) / _CELL))))
 
         boxes = self._stage1(octaves)
         if boxes.shape[0] == 0:
@@ -503,6 +525,8 @@ class MTCNN(nn.Module):
         # Landmarks are relative to the square box O-Net saw, not to the refined box.
         points = boxes[:, None, :2] + pts * (boxes[:, None, 2:] - boxes[:, None, :2])
         boxes = _apply_regression(boxes, reg)
+        valid = (boxes[:, 2:] > boxes[:, :2]).all(1)
+        boxes, scores, points = boxes[valid], scores[valid], points[valid]
         keep = nms(boxes, scores, self.nms_thresholds[3], mode="min")
         return boxes[keep], scores[keep], points[keep]
 

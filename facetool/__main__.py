@@ -1,0 +1,5 @@
+"""``python -m facetool`` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""The stylize pipeline on fake plugins (no assets): output sizes, face choice, crop, aligned, paste-back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from facetool import hookimpl
+from facetool.cli import build_app
+from facetool.detectors import DetectorSpec
+from facetool.faces import Face
+from facetool.imageio import read_image, write_image
+from facetool.methods import MethodSpec
+from facetool.plugins import get_host
+
+# Two faces' 5 points in a 400x300 photo (image-left eye first); the second is smaller.
+FACES = [
+    Face(box=[40, 40, 160, 170], score=0.99, points5=[[75, 90], [125, 90], [100, 115], [80, 140], [120, 140]]),
+    Face(box=[250, 60, 330, 150], score=0.98, points5=[[272, 95], [308, 95], [290, 112], [276, 130], [304, 130]]),
+]
+
+
+class FakePlugins:
+    @hookimpl
+    def register_detectors(self, register):
+        class Fixed:
+            def detect(self, image):
+                return [Face(box=f.box, score=f.score, points5=f.points5) for f in FACES]
+
+        register(DetectorSpec(name="fixed", load=lambda o, d: Fixed(), description="test", priority=1000))
+
+    @hookimpl
+    def register_generators(self, register):
+        register(MethodSpec(name="identity", task="stylize", load=lambda o, d, w: (lambda x: x), description="test",
+                            sizes=(64, 128)))  # fmt: skip
+        register(MethodSpec(name="black", task="stylize", description="test", background="white",
+                            load=lambda o, d, w: (lambda x: x[:, :1] * 0), sizes=(64,), input_size=64))  # fmt: skip
+        register(MethodSpec(name="gen", task="generate", load=lambda o, d, w: None, description="test"))
+
+
+@pytest.fixture
+def photo(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACETOOL_PLUGINS", "")
+    get_host().register_object(FakePlugins(), "fake")
+    from PIL import Image
+
+    rng = np.random.default_rng(0)  # a smooth random photo: resampling must not change it much
+    coarse = Image.fromarray((rng.random((6, 8, 3)) * 255).astype(np.uint8))
+    image = np.asarray(coarse.resize((400, 300), Image.Resampling.BICUBIC))
+    path = tmp_path / "photo.png"
+    write_image(path, image)
+    return path, image
+
+
+def run(*args):
+    result = CliRunner().invoke(build_app(), list(args))
+    return result
+
+
+def test_identity_paste_back_reproduces_the_photo(photo, tmp_path):
+    path, image = photo
+    out = tmp_path / "out.png"
+    result = run("stylize", str(path), "-m", "identity", "--size", "128", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    back = read_image(out).astype(int)
+    assert back.shape == image.shape
+    assert np.abs(back - image).mean() < 1.5 and np.abs(back - image).max() < 40
+
+
+def test_black_method_on_white_paper_marks_only_faces(photo, tmp_path):
+    path, _ = photo
+    out = tmp_path / "out.png"
+    assert run("stylize", str(path), "-m", "black", "-o", str(out)).exit_code == 0
+    drawn = read_image(out)[..., 0]
+    assert drawn[105, 100] < 10 and drawn[105, 290] < 10  # both faces drawn
+    assert (drawn[290:, :] == 255).all()  # paper elsewhere
+
+    out2 = tmp_path / "largest.png"
+    assert run("stylize", str(path), "-m", "black", "--face", "largest", "-o", str(out2)).exit_code == 0
+    drawn = read_image(out2)[..., 0]
+    assert drawn[105, 100] < 10 and drawn[105, 290] == 255
+
+
+def test_crop_writes_one_file_per_face(photo, tmp_path):
+    path, _ = photo
+    out = tmp_path / "crop.png"
+    result = run("stylize", str(path), "-m", "identity", "--crop", "--size", "64", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert read_image(tmp_path / "crop-0.png").shape == (64, 64, 3)
+    assert read_image(tmp_path / "crop-1.png").shape == (64, 64, 3)
+
+
+def test_aligned_skips_detection(photo, tmp_path):
+    path, image = photo
+    out = tmp_path / "aligned.png"
+    assert run("stylize", str(path), "-m", "identity", "--aligned", "--size", "64", "--crop", "-o", str(out)).exit_code == 0
+    assert read_image(out).shape == (64, 64, 3)
+
+
+def test_usage_errors(photo):
+    path, _ = photo
+    assert run("stylize", str(path), "-m", "gen").exit_code == 2
+    assert run("stylize", str(path), "-m", "identity", "--size", "100").exit_code == 2
+    assert run("stylize", str(path), "-m", "identity", "--background", "red").exit_code == 2
+    assert run("stylize", str(path), "-m", "identity", "-O", "x=1").exit_code == 2
+
+
+def test_default_output_beside_input_and_several_inputs(photo, tmp_path):
+    path, image = photo
+    second = tmp_path / "second.png"
+    write_image(second, image)
+    folder = tmp_path / "results"
+    result = run("stylize", str(path), str(second), "-m", "identity", "--size", "64", "-o", str(folder))
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["photo.identity.png", "second.identity.png"]
+    assert run("stylize", str(path), "-m", "identity", "--size", "64").exit_code == 0
+    assert (tmp_path / "photo.identity.png").exists()
