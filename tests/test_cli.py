@@ -107,8 +107,9 @@ def test_unwritable_output_and_self_overwrite(tmp_path, sample_path):
 
 
 def test_tiny_image_is_fine(tmp_path):
-    from conftest import require_assets
     from PIL import Image
+
+    from conftest import require_assets
 
     require_assets("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
     Image.new("RGB", (1, 1), (200, 100, 50)).save(tmp_path / "one.png")

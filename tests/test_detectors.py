@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require_assets
 from PIL import Image
 
 from facetool.faces import nme
 from facetool.pipeline import detect_faces, load_detector
+
+from conftest import require_assets
 
 MTCNN = ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
 FACE_REGION = (165, 70, 285, 190)  # where the astronaut's face is (x1, y1, x2, y2)

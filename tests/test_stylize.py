@@ -94,7 +94,8 @@ def test_crop_writes_one_file_per_face(photo, tmp_path):
 def test_aligned_skips_detection(photo, tmp_path):
     path, image = photo
     out = tmp_path / "aligned.png"
-    assert run("stylize", str(path), "-m", "identity", "--aligned", "--size", "64", "--crop", "-o", str(out)).exit_code == 0
+    result = run("stylize", str(path), "-m", "identity", "--aligned", "--size", "64", "--crop", "-o", str(out))
+    assert result.exit_code == 0
     assert read_image(out).shape == (64, 64, 3)
 
 
