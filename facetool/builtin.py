@@ -1,4 +1,4 @@
-"""What the core itself registers: the assets of the nets that live in the core (MTCNN).
+"""What the core itself registers: the assets of the core's nets (MTCNN) and of the data factory.
 
 This module is registered on every host as plugin ``core`` (it is part of facetool, not an entry point), so the
 core's own files go through the same asset registry as every plugin's.
@@ -39,5 +39,7 @@ MTCNN_ASSETS = (
 
 @hookimpl
 def register_assets(register):
-    for asset in MTCNN_ASSETS:
+    from .data.assets import DATA_ASSETS
+
+    for asset in (*MTCNN_ASSETS, *DATA_ASSETS):
         register(asset)

@@ -1,25 +1,22 @@
 """Tests of the pure-PyTorch MTCNN (facetool.nets.mtcnn) with the pretrained P/R/O-Net weights.
 
-The weights come from FACETOOL_TEST_MTCNN_DIR (a folder with pnet.pt, rnet.pt, onet.pt) or are extracted from
-the facenet-pytorch 2.6.0 wheel when it lies at WHEEL; otherwise the weight-dependent tests are skipped.
+The weights come from the asset registry (``facetool assets fetch mtcnn-pnet mtcnn-rnet mtcnn-onet``).
 """
 
 from __future__ import annotations
 
-import os
-import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
-torch = pytest.importorskip("torch")
-np = pytest.importorskip("numpy")
-Image = pytest.importorskip("PIL.Image")
+from facetool.errors import AssetError
+from facetool.nets.mtcnn import MTCNN, ONet, PNet, RNet, crop_boxes, nms
 
-from facetool.errors import AssetError  # noqa: E402
-from facetool.nets.mtcnn import MTCNN, ONet, PNet, RNet, crop_boxes, nms  # noqa: E402
+from conftest import require_assets
 
-WHEEL = Path("/tmp/assets/facenet_pytorch-2.6.0-py3-none-any.whl")
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
 NAMES = ("pnet", "rnet", "onet")
 EMPTY_SHAPES = ((0, 4), (0,), (0, 5, 2))
@@ -27,21 +24,13 @@ EMPTY_SHAPES = ((0, 4), (0,), (0, 5, 2))
 
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    env = os.environ.get("FACETOOL_TEST_MTCNN_DIR")
-    if env:
-        folder = Path(env)
-        if not all((folder / f"{n}.pt").is_file() for n in NAMES):
-            pytest.skip(f"FACETOOL_TEST_MTCNN_DIR={env} lacks pnet.pt / rnet.pt / onet.pt")
-        return folder
-    if not WHEEL.is_file():
-        pytest.skip(f"MTCNN weights not available: set FACETOOL_TEST_MTCNN_DIR or provide {WHEEL}")
+    """A folder with pnet.pt, rnet.pt, onet.pt linked from the asset cache."""
+    from facetool.assets import get_store
+
+    require_assets(*(f"mtcnn-{n}" for n in NAMES))
     folder = tmp_path_factory.mktemp("mtcnn")
-    try:
-        with zipfile.ZipFile(WHEEL) as wheel:
-            for n in NAMES:
-                (folder / f"{n}.pt").write_bytes(wheel.read(f"facenet_pytorch/data/{n}.pt"))
-    except (zipfile.BadZipFile, KeyError) as err:
-        pytest.skip(f"cannot extract MTCNN weights from {WHEEL}: {err}")
+    for n in NAMES:
+        (folder / f"{n}.pt").symlink_to(get_store().path(f"mtcnn-{n}"))
     return folder
 
 

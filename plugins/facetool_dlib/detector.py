@@ -106,6 +106,9 @@ class DlibDetector:
         if self.mtcnn is not None:
             import torch
 
+            from facetool.nets.loaders import proposal_min_face
+
+            self.mtcnn.min_face_size = proposal_min_face(*image.shape[:2])
             _, scores, points = self.mtcnn.detect(torch.from_numpy(np.array(image)).permute(2, 0, 1))
             mtcnn_faces = list(zip(points.numpy().astype(np.float64), scores.numpy().tolist(), strict=True))
         claimed = [False] * len(mtcnn_faces)

@@ -101,6 +101,9 @@ class MediapipeDetector:
             return self._faces(self._run(image), np.eye(3), image.shape[1], 1.0)
         import torch
 
+        from facetool.nets.loaders import proposal_min_face
+
+        self.mtcnn.min_face_size = proposal_min_face(*image.shape[:2], floor=self.options.min_face)
         boxes, scores, _ = self.mtcnn.detect(torch.from_numpy(np.array(image)).permute(2, 0, 1))
         faces = []
         for box, score in zip(boxes.numpy(), scores.numpy(), strict=True):

@@ -10,7 +10,7 @@ from facetool.detectors import DetectorSpec
 
 @dataclass
 class MtcnnOptions:
-    min_face: int = field(default=20, metadata={"help": "smallest face side in pixels to look for"})
+    min_face: int = field(default=0, metadata={"help": "smallest face (px); 0: 1/27 of the short side, at least 20"})
     threshold: float = field(default=0.9, metadata={"help": "minimum final face probability (O-Net)"})
 
 
@@ -19,7 +19,7 @@ class MtcnnDetector:
         from facetool.nets.loaders import load_mtcnn
 
         self.options = options
-        self.net = load_mtcnn(device, min_face_size=options.min_face)
+        self.net = load_mtcnn(device, min_face_size=options.min_face or 20)
         self.device = device
 
     def detect(self, image):
@@ -27,7 +27,9 @@ class MtcnnDetector:
         import torch
 
         from facetool.faces import Face
+        from facetool.nets.loaders import proposal_min_face
 
+        self.net.min_face_size = self.options.min_face or proposal_min_face(*image.shape[:2])
         tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).to(self.device)
         boxes, scores, points = self.net.detect(tensor)
         return [

@@ -1,0 +1,1 @@
+"""The data factory: offline, seeded, resumable generators of training data (``facetool data ...``)."""

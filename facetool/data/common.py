@@ -1,0 +1,180 @@
+"""What every ``facetool data`` job shares: seeds, deterministic files, a resumable JSONL manifest.
+
+A job makes items one by one. Each item's files are written atomically, then one JSON line describing them is
+appended to ``manifest.jsonl`` (flushed and fsynced). A re-run reads the manifest, keeps the items whose files
+still exist with the recorded sha256, and makes only the rest — so an interrupted run resumes, and the same seed
+gives byte-identical files.
+
+Manifest line (one per item)::
+
+    {"id": "000012", "file": "photos/000012.png", "seed": 123, "source": "random-face", "licence": "...",
+     "sha256": "...", "files": {"drawing": {"path": "...", "sha256": "..."}, ...}, "labels": {...}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST = "manifest.jsonl"
+
+
+def item_seed(base_seed: int, index: int) -> int:
+    """A per-item seed independent of how many items came before (so a resumed run draws the same)."""
+    return int(np.random.SeedSequence([int(base_seed), int(index)]).generate_state(1)[0])
+
+
+def rng_for(base_seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(item_seed(base_seed, index))
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Deterministic PNG encoding (no timestamps or metadata): same pixels, same bytes.
+
+    image: (H, W) or (H, W, 1|3|4) uint8; or (H, W) uint16 for 16-bit maps.
+    """
+    from PIL import Image
+
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> str:
+    """Write atomically; returns the sha256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_png(path: Path, image: np.ndarray) -> str:
+    return write_bytes_atomic(path, png_bytes(image))
+
+
+def save_npy(path: Path, array: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Manifest:
+    """The JSONL manifest of one output folder."""
+
+    root: Path
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.root / MANIFEST
+
+    @classmethod
+    def open(cls, root: Path) -> Manifest:
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = cls(root)
+        if manifest.path.exists():
+            for line in manifest.path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a kill mid-write: that item is simply redone
+                manifest.records[record["id"]] = record
+        return manifest
+
+    def is_done(self, item_id: str, *, check_hashes: bool = True) -> bool:
+        """Recorded, and every recorded file still exists (with its sha256, unless ``check_hashes`` is off)."""
+        record = self.records.get(item_id)
+        if record is None:
+            return False
+        for rel, digest in _files_of(record):
+            path = self.root / rel
+            if not path.is_file() or (check_hashes and sha256_file(path) != digest):
+                return False
+        return True
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+        with open(self.path, "a") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.records[record["id"]] = record
+
+    def compact(self) -> None:
+        """Rewrite the manifest with one line per item, in id order (after resumes it may hold repeats)."""
+        lines = [json.dumps(self.records[k], sort_keys=True, separators=(",", ":")) for k in sorted(self.records)]
+        write_bytes_atomic(self.path, ("\n".join(lines) + "\n").encode() if lines else b"")
+
+
+def _files_of(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    if "file" in record and "sha256" in record:
+        yield record["file"], record["sha256"]
+    for entry in record.get("files", {}).values():
+        yield entry["path"], entry["sha256"]
+
+
+def run_items(
+    manifest: Manifest,
+    ids: list[str],
+    make: Callable[[int, str], dict[str, Any]],
+    label: str,
+    *,
+    check_hashes: bool = True,
+) -> tuple[int, int]:
+    """Make every item not already done; ``make(index, id)`` writes the files and returns the manifest record.
+
+    Returns (made, skipped). The manifest is compacted at the end.
+    """
+    todo = [(i, item_id) for i, item_id in enumerate(ids) if not manifest.is_done(item_id, check_hashes=check_hashes)]
+    skipped = len(ids) - len(todo)
+    for index, item_id in _progress(todo, label):
+        record = make(index, item_id)
+        record.setdefault("id", item_id)
+        manifest.append(record)
+    manifest.compact()
+    return len(todo), skipped
+
+
+def _progress(items: list, label: str) -> Iterable:
+    import sys
+
+    if len(items) < 2 or not sys.stderr.isatty():
+        return items
+    from rich.progress import track
+
+    return track(items, description=label, transient=True)
+
+
+def read_manifest(root: Path) -> list[dict[str, Any]]:
+    """Records of a folder made by a data command, in id order; [] when there is no manifest."""
+    manifest = Manifest.open(root) if (Path(root) / MANIFEST).exists() else None
+    return [] if manifest is None else [manifest.records[k] for k in sorted(manifest.records)]
+
+
+def file_record(root: Path, path: Path, digest: str) -> dict[str, str]:
+    return {"path": str(Path(path).relative_to(root)), "sha256": digest}
