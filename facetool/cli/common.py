@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,8 +19,14 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+_NUMBER_LIST = re.compile(r"\[\s+([-+0-9.eE,\s]+?)\s+\]")
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
+    """Indented JSON with innermost number lists on one line (a point is ``[x, y]``, not four lines)."""
+    text = json.dumps(data, indent=2, default=_jsonable)
+    text = _NUMBER_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+    sys.stdout.write(text + "\n")
 
 
 def _jsonable(obj: Any) -> Any:
