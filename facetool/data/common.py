@@ -47,18 +47,23 @@ def png_bytes(image: np.ndarray) -> bytes:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=6)
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)  # 2.5x faster than 6, files ~20% bigger
     return buffer.getvalue()
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> str:
-    """Write atomically; returns the sha256."""
+def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = False) -> str:
+    """Write atomically (temp file + rename); returns the sha256.
+
+    Not fsynced unless ``durable``: a killed run never leaves a half file (the rename is atomic) and resume
+    re-hashes every file; only a power cut could lose the latest writes, and an fsync per file halved throughput.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
     return hashlib.sha256(data).hexdigest()
 
@@ -128,7 +133,7 @@ class Manifest:
     def compact(self) -> None:
         """Rewrite the manifest with one line per item, in id order (after resumes it may hold repeats)."""
         lines = [json.dumps(self.records[k], sort_keys=True, separators=(",", ":")) for k in sorted(self.records)]
-        write_bytes_atomic(self.path, ("\n".join(lines) + "\n").encode() if lines else b"")
+        write_bytes_atomic(self.path, ("\n".join(lines) + "\n").encode() if lines else b"", durable=True)
 
 
 def _files_of(record: dict[str, Any]) -> Iterator[tuple[str, str]]:

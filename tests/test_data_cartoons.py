@@ -1,0 +1,269 @@
+"""facetool data cartoons: DiceBear-style avatars with exact landmarks, hair classes, and the shared augmentation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cairosvg")
+pytest.importorskip("dicebear_styles")
+
+from facetool.data import avatars  # noqa: E402
+from facetool.data.cartoons import make_cartoons  # noqa: E402
+
+SIZE = 128
+
+
+def _draws(per_style: int, seed: int = 0):
+    for style in avatars.DEFAULT_STYLES:
+        for i in range(per_style):
+            yield avatars.random_draw(style, np.random.default_rng([seed, i]))
+
+
+def _render(draw, size=SIZE):
+    svg, composer = avatars.compose_svg(draw, size)
+    return avatars.rasterise(svg, size), avatars.landmarks(draw, composer, size)
+
+
+def _part_mask(draw, image, part, size=SIZE):
+    """Pixels that change when ``part`` is left out: where the part is really drawn in the final image."""
+    without = dataclasses.replace(draw, variants={k: v for k, v in draw.variants.items() if k != part})
+    other = avatars.rasterise(avatars.compose_svg(without, size)[0], size)
+    return np.abs(image.astype(int) - other.astype(int)).sum(-1) > 12
+
+
+def _near(mask, point, radius):
+    """Whether a mask pixel lies within ``radius`` pixels of ``point`` (pixel centres at integers)."""
+    yy, xx = np.nonzero(mask)
+    return bool(np.min(np.hypot(xx - point[0], yy - point[1])) <= radius) if xx.size else False
+
+
+def _inside_box(mask, point, pad=1.0):
+    yy, xx = np.nonzero(mask)
+    return xx.min() - pad <= point[0] <= xx.max() + pad and yy.min() - pad <= point[1] <= yy.max() + pad
+
+
+def test_make_is_deterministic_and_resumes(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert make_cartoons(a, 3, size=64, seed=5) == (3, 0)
+    assert make_cartoons(b, 3, size=64, seed=5) == (3, 0)
+    assert (a / "manifest.jsonl").read_bytes() == (b / "manifest.jsonl").read_bytes()
+    records = [json.loads(line) for line in (a / "manifest.jsonl").read_text().splitlines()]
+    for record in records:
+        assert (a / record["file"]).read_bytes() == (b / record["file"]).read_bytes()
+        labels = record["labels"]
+        assert labels["hair"] in avatars.HAIR_CLASSES and labels["style"] in avatars.DEFAULT_STYLES
+        assert labels["points5"] == [labels["points"][n] for n in avatars.POINTS5]
+        assert record["licence"].startswith(labels["licence"]) and labels["licence"]
+    # a lost file is remade identically; the rest are skipped
+    lost = a / records[1]["file"]
+    lost.unlink()
+    assert make_cartoons(a, 3, size=64, seed=5) == (1, 2)
+    assert lost.read_bytes() == (b / records[1]["file"]).read_bytes()
+    # growing the set keeps the first items; another seed draws other cartoons
+    assert make_cartoons(a, 4, size=64, seed=5) == (1, 3)
+    make_cartoons(tmp_path / "c", 1, size=64, seed=6)
+    assert (tmp_path / "c" / records[0]["file"]).read_bytes() != (a / records[0]["file"]).read_bytes()
+
+
+def test_augmented_items_are_deterministic_and_keep_points(tmp_path):
+    for name in ("a", "b"):
+        make_cartoons(tmp_path / name, 2, size=64, seed=1, styles=("avataaars",), augment=True)
+    assert (tmp_path / "a" / "manifest.jsonl").read_bytes() == (tmp_path / "b" / "manifest.jsonl").read_bytes()
+    for line in (tmp_path / "a" / "manifest.jsonl").read_text().splitlines():
+        labels = json.loads(line)["labels"]
+        matrix = np.array(labels["augment"])
+        assert matrix.shape == (2, 3)
+        assert np.all(np.array(list(labels["points"].values())) >= 0)
+        assert np.all(np.array(list(labels["points"].values())) <= 63)
+
+
+def test_other_options_refuse_the_folder(tmp_path):
+    from facetool.errors import UsageError
+
+    make_cartoons(tmp_path, 1, size=64)
+    with pytest.raises(UsageError, match="--out"):
+        make_cartoons(tmp_path, 1, size=96)
+    with pytest.raises(UsageError, match="--style"):
+        make_cartoons(tmp_path / "x", 1, styles=("lorelei", "nope"))
+
+
+def test_every_landmark_is_inside_and_in_face_order():
+    for draw in _draws(3, seed=11):
+        _, composer = avatars.compose_svg(draw, SIZE)
+        points = avatars.landmarks(draw, composer, SIZE)
+        assert set(points) == set(avatars.LANDMARKS), draw.style
+        xy = np.array(list(points.values()))
+        assert np.all(xy >= 0) and np.all(xy <= SIZE - 1), (draw.style, points)
+        p = {k: np.array(v) for k, v in points.items()}
+        assert p["left_eye"][0] < p["right_eye"][0] and p["mouth_left"][0] < p["mouth_right"][0]
+        eyes_y = 0.5 * (p["left_eye"][1] + p["right_eye"][1])
+        brows_y = 0.5 * (p["left_brow"][1] + p["right_brow"][1])
+        assert brows_y < eyes_y < p["nose"][1] < p["mouth"][1] < p["chin"][1], (draw.style, points)
+
+
+def test_landmarks_sit_on_the_drawn_parts():
+    """Each landmark is checked against the pixels its part really paints in the final image (the image with
+    and without that part), which exercises the whole transform chain independently of the anchor measurement."""
+    for draw in _draws(2, seed=3):
+        image, points = _render(draw)
+        where = f"{draw.style} {draw.variants}"
+        for part, names in (("eyes", ("left_eye", "right_eye")), ("eyebrows", ("left_brow", "right_brow"))):
+            mask = _part_mask(draw, image, part)
+            split = int(round(0.5 * (points[names[0]][0] + points[names[1]][0])))
+            for name, side in zip(names, (slice(0, split), slice(split, SIZE)), strict=True):
+                half = np.zeros_like(mask)
+                half[:, side] = mask[:, side]
+                assert half.any(), (name, where)
+                assert _inside_box(half, points[name]), (name, points[name], where)
+                assert _near(half, points[name], 1.5), (name, points[name], where)
+        nose = _part_mask(draw, image, "nose")
+        assert _inside_box(nose, points["nose"]) and _near(nose, points["nose"], 1.0), (points["nose"], where)
+        mouth = _part_mask(draw, image, "mouth")
+        for name in ("mouth_left", "mouth_right"):
+            assert _inside_box(mouth, points[name]) and _near(mouth, points[name], 1.5), (name, where)
+        # the centre lies inside an open mouth's outline, so it only has to be near the drawing
+        assert _inside_box(mouth, points["mouth"]) and _near(mouth, points["mouth"], 2.5), where
+        # the corners are the mouth's ends: nothing of the mouth lies far beyond them along x
+        xs = np.nonzero(mouth)[1]
+        span = points["mouth_right"][0] - points["mouth_left"][0]
+        assert points["mouth_left"][0] - xs.min() <= 0.25 * span + 1 and xs.max() - points["mouth_right"][0] <= (
+            0.25 * span + 1
+        ), where
+
+
+def test_chin_sits_at_the_bottom_of_the_face():
+    """Face skin (found by re-rendering with another skin colour) lies just above the chin, and the face ends
+    within 2 px of it (outline, background, neck shadow or the jaw's dark shading)."""
+    for draw in _draws(3, seed=8):
+        _, points = _render(draw)
+        skin = avatars.colour_coverage(draw, SIZE, avatars.STYLES[draw.style].skin_colours) > 0.95
+        x, y = points["chin"]
+        assert skin[int(round(y - 6)), int(round(x))], (draw.style, points["chin"])
+        yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+        assert (~skin[np.hypot(xx - x, yy - y) <= 2.0]).any(), (draw.style, points["chin"])
+
+
+@pytest.mark.parametrize("style", avatars.DEFAULT_STYLES)
+def test_hair_class_recovers_from_the_hair_pixels(style):
+    for k, hair in enumerate(avatars.HAIR_CLASSES):
+        draw = avatars.random_draw(style, np.random.default_rng([21, k]), hair=hair)
+        image, _ = _render(draw, 64)
+        coverage = avatars.hair_coverage(draw, 64)
+        fully = coverage > 0.75
+        assert fully.sum() >= 40, (style, hair, int(fully.sum()))
+        mean = image[fully].reshape(-1, 3).mean(0)
+        assert avatars.classify_hair(mean) == hair, (style, hair, mean)
+
+
+def test_classify_hair_palettes_and_licences():
+    for hair, palette in avatars.HAIR_PALETTES.items():
+        for colour in palette:
+            assert avatars.classify_hair(avatars.hex_to_rgb(colour)) == hair
+    assert avatars.style_licence("lorelei")["name"] == "CC0 1.0"
+    assert avatars.style_licence("notionists")["name"] == "CC0 1.0"
+    assert avatars.style_licence("avataaars")["name"]
+
+
+def test_parse_transform_matches_svg_semantics():
+    m = avatars.parse_transform("translate(10 5)scale(2) rotate(90, 1, 1)")
+    # rotate 90 about (1, 1) sends (2, 1) to (1, 2); then scale 2 -> (2, 4); then translate -> (12, 9)
+    assert np.allclose(avatars.map_points(m, [[2.0, 1.0]]), [[12.0, 9.0]])
+    assert np.allclose(avatars.parse_transform("matrix(1 0 0 1 3 4)")[:2, 2], [3, 4])
+
+
+# ----------------------------------------------------------------------------------------------------
+# augment
+# ----------------------------------------------------------------------------------------------------
+
+
+def _dots(points, height, width, sigma=1.2):
+    import torch
+
+    yy, xx = torch.meshgrid(torch.arange(height).float(), torch.arange(width).float(), indexing="ij")
+    image = torch.zeros(points.shape[0], 1, height, width)
+    for b in range(points.shape[0]):
+        for x, y in points[b]:
+            image[b, 0] += torch.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
+    return image
+
+
+def test_augment_moves_a_dot_with_its_point():
+    import torch
+
+    from facetool.data.augment import augment
+
+    height, width = 64, 72
+    points = torch.tensor([[[14.0, 12.0], [57.0, 40.0], [33.3, 47.6]]]).repeat(6, 1, 1)
+    image = _dots(points, height, width)
+    out, moved = augment(image, points, torch.Generator().manual_seed(0))
+    assert out.shape == image.shape and moved.shape == points.shape
+    for b in range(points.shape[0]):
+        for x, y in moved[b].tolist():
+            assert 0 <= x <= width - 1 and 0 <= y <= height - 1
+            # the brightest pixel is the dot's centre: within 1 px of the moved landmark
+            x0, y0 = int(round(x)), int(round(y))
+            window = out[b, 0, max(y0 - 4, 0) : y0 + 5, max(x0 - 4, 0) : x0 + 5]
+            iy, ix = divmod(int(window.argmax()), window.shape[1])
+            assert math.hypot(max(x0 - 4, 0) + ix - x, max(y0 - 4, 0) + iy - y) <= 1.0
+            # and the blob's centroid agrees to a fraction of a pixel
+            ys, xs = torch.meshgrid(
+                torch.arange(max(y0 - 4, 0), max(y0 - 4, 0) + window.shape[0]).float(),
+                torch.arange(max(x0 - 4, 0), max(x0 - 4, 0) + window.shape[1]).float(),
+                indexing="ij",
+            )
+            cx, cy = float((window * xs).sum() / window.sum()), float((window * ys).sum() / window.sum())
+            assert math.hypot(cx - x, cy - y) < 0.3
+
+
+def test_augment_ranges_and_reproducibility():
+    import torch
+
+    from facetool.data.augment import augment, random_affine
+
+    m = random_affine(3000, (64, 64), torch.Generator().manual_seed(1))
+    angle = torch.rad2deg(torch.atan2(m[:, 1, 0], m[:, 0, 0]))
+    scale = torch.sqrt(torch.linalg.det(m[:, :, :2]))
+    assert angle.abs().max() <= 15.0 + 1e-4 and angle.abs().max() > 14.0
+    assert scale.min() >= 1.0 - 1e-6 and scale.max() <= 1.3 + 1e-6 and scale.max() > 1.28
+    # the centre moves by the shift only: at most 10 % of the side
+    centre = torch.tensor([31.5, 31.5])
+    moved = m[:, :, :2] @ centre + m[:, :, 2]
+    assert (moved - centre).abs().max() <= 0.1 * 63 + 1e-4
+    image = torch.rand(2, 3, 32, 32)
+    points = torch.rand(2, 5, 2) * 31
+    a = augment(image, points, torch.Generator().manual_seed(7))
+    b = augment(image, points, torch.Generator().manual_seed(7))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    # uint8 images come back uint8
+    out, _ = augment((image * 255).to(torch.uint8), points, torch.Generator().manual_seed(7))
+    assert out.dtype == torch.uint8
+
+
+def test_augment_keeps_points_inside_when_it_can():
+    import torch
+
+    from facetool.data.augment import random_affine, transform_points
+
+    points = torch.tensor([[[2.0, 30.0], [61.0, 30.0]]]).repeat(200, 1, 1)  # nearly the full width apart
+    m = random_affine(200, (64, 64), torch.Generator().manual_seed(2), scale=(1.0, 1.0), max_rotation=0.0,
+                      points=points, margin=1.0)  # fmt: skip
+    moved = transform_points(points, m)
+    assert moved[..., 0].min() >= 1.0 - 1e-4 and moved[..., 0].max() <= 62.0 + 1e-4
+
+
+def test_cli_makes_cartoons_and_rejects_bad_styles(tmp_path):
+    from typer.testing import CliRunner
+
+    from facetool.cli import build_app
+
+    runner = CliRunner()
+    result = runner.invoke(build_app(), ["data", "cartoons", "--count", "1", "--out", str(tmp_path), "--size", "48"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cartoon" / "000000.png").is_file() and "made 1" in result.output
+    bad = runner.invoke(build_app(), ["data", "cartoons", "--count", "1", "--out", str(tmp_path), "--style", "x"])
+    assert bad.exit_code == 2
