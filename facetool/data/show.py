@@ -333,7 +333,7 @@ def register_cli(data_app: typer.Typer) -> None:
         cols: int = typer.Option(4, "--cols", help="Items per row."),
         tile: int = typer.Option(TILE, "--tile", help="Tile size in pixels."),
         split: str | None = typer.Option(None, "--split", help="Only items of this split (train or test)."),
-        roles: str | None = typer.Option(None, "--roles", help="Roles to show, comma-separated (default: all but part_*)."),
+        roles: str | None = typer.Option(None, "--roles", help="Roles to show, comma list (default: not part_*)."),
     ) -> None:
         chosen = [r.strip() for r in roles.split(",") if r.strip()] if roles else None
         shown, (width, height) = show_folder(
