@@ -14,7 +14,6 @@ Output: ``DIR/cartoon/<id>.png`` (RGB) and ``DIR/manifest.jsonl``; each record's
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -76,28 +75,13 @@ def make_cartoons(
         if record.get("labels", {}).get("options") != options:
             raise UsageError(f"--out {out}: holds cartoons made with other options; use a new folder")
     ids = [f"{i:06d}" for i in range(count)]
-    with _torch_single_thread(augment):
+    from facetool.data.common import torch_threads
+
+    with torch_threads(1 if augment else None):
         made, skipped = run_items(
             manifest, ids, lambda index, item_id: make_item(out, index, item_id, options), "cartoons"
         )
     return made, skipped
-
-
-@contextlib.contextmanager
-def _torch_single_thread(active: bool):
-    """One torch thread while warping single small images: thread hand-offs cost more than the warp itself
-    (measured 6-10x slower with 2 threads on a busy 2-core machine). The previous setting is restored."""
-    if not active:
-        yield
-        return
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def make_item(root: Path, index: int, item_id: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -31,8 +31,6 @@ How a drawing is made (:func:`render_drawing`):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -422,7 +420,7 @@ def make_drawings(
 ) -> tuple[int, int, int]:
     """Make the pairs for every photo in ``photos_dir``; returns (made, skipped as done, photos without a face)."""
     from facetool.align import get_template
-    from facetool.data.common import Manifest, file_record, item_seed, rng_for, run_items, save_png
+    from facetool.data.common import Manifest, file_record, item_seed, rng_for, run_items, save_png, torch_threads
     from facetool.data.labels import list_photos
     from facetool.errors import UsageError
     from facetool.imageio import read_image
@@ -455,7 +453,7 @@ def make_drawings(
 
         def hed(crop: torch.Tensor) -> torch.Tensor:
             # VGG16 is the one big op: it gets every thread, the small map ops around it only one (below).
-            with _torch_threads(threads):
+            with torch_threads(threads):
                 return model(crop)
 
     base_style = DrawingStyle(vary=vary)
@@ -493,22 +491,9 @@ def make_drawings(
     todo = [i for i in ids if i in jobs or manifest.is_done(i)]
     # Every op but HED is small (256² maps): a second thread only adds synchronisation, and on a busy machine
     # it made them 10-30x slower (threads spin waiting for a core).
-    with _torch_threads(1):
+    with torch_threads(1):
         made, skipped = run_items(manifest, todo, make, "drawing")
     return made, skipped, no_face
-
-
-@contextmanager
-def _torch_threads(count: int | None) -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _read_mask(path: Path | None, shape: tuple[int, int]) -> np.ndarray | None:

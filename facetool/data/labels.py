@@ -268,37 +268,14 @@ def convex_fill(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(N, 2) points -> (H, W) bool mask of their convex hull (pixel centres at integers)."""
     import numpy as np
 
-    hull = _convex_hull(points)
+    from facetool.data.parts import convex_hull
+
+    hull = convex_hull(points)
     ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]]
     inside = np.ones(shape, dtype=bool)
     for a, b in zip(hull, np.roll(hull, -1, axis=0), strict=True):
         inside &= (b[0] - a[0]) * (ys - a[1]) - (b[1] - a[1]) * (xs - a[0]) >= 0
     return inside
-
-
-def _convex_hull(points: np.ndarray) -> np.ndarray:
-    """(N, 2) -> (M, 2) hull vertices by the monotone chain, wound so that the inside is where
-    :func:`convex_fill`'s cross product is positive."""
-    import numpy as np
-
-    pts = sorted({(float(x), float(y)) for x, y in points})
-    if len(pts) < 3:
-        return np.array(pts)
-
-    def cross(o, a, b):
-        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-    lower: list = []
-    upper: list = []
-    for p in pts:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
-            lower.pop()
-        lower.append(p)
-    for p in reversed(pts):
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
-            upper.pop()
-        upper.append(p)
-    return np.array(lower[:-1] + upper[:-1])
 
 
 # --------------------------------------------------------------------------------------------- filters

@@ -76,10 +76,8 @@ def make_loomis_pairs(
 
     Returns (made, skipped as already done, ["<photo>: <why>" for photos without a usable face]).
     """
-    import torch
-
     from facetool.align import get_template
-    from facetool.data.common import Manifest, _progress
+    from facetool.data.common import Manifest, _progress, torch_threads
     from facetool.errors import UsageError
 
     photos, out = Path(photos), Path(out)
@@ -105,21 +103,17 @@ def make_loomis_pairs(
     job = _LoomisJob(photos, out, size, seed, over_photo, align_template, width)
     todo = [(i, item_id) for i, item_id in enumerate(sources) if not _is_done(manifest, item_id, over_photo)]
     made, failed = 0, []
-    threads = torch.get_num_threads()
-    # One 256² warp gains nothing from several threads, and on a busy machine their spinning made each warp 20x
-    # slower (measured 147 ms vs 7.5 ms under load 6 on 2 cores).
-    torch.set_num_threads(1)
     try:
-        for index, item_id in _progress(todo, "loomis"):
-            record, why = job.make(index, item_id, sources[item_id])
-            if record is None:
-                where = str(sources[item_id]["path"])
-                failed.append(why if why.startswith(where) else f"{where}: {why}")
-                continue
-            manifest.append(record)
-            made += 1
+        with torch_threads(1):
+            for index, item_id in _progress(todo, "loomis"):
+                record, why = job.make(index, item_id, sources[item_id])
+                if record is None:
+                    where = str(sources[item_id]["path"])
+                    failed.append(why if why.startswith(where) else f"{where}: {why}")
+                    continue
+                manifest.append(record)
+                made += 1
     finally:
-        torch.set_num_threads(threads)
         job.close()
         manifest.compact()
     return made, len(sources) - len(todo), failed

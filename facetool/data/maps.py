@@ -414,19 +414,15 @@ def make_maps(photos_dir: Path, out: Path, size: int = 128, seed: int = 0, templ
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise UsageError(f"--size must be between {MIN_SIZE} and {MAX_SIZE}, got {size}")
     get_template(template)
-    import torch
+    from facetool.data.common import torch_threads
 
-    # Every tensor here is small (a few 10k elements): a second intra-op thread only adds synchronisation, and on
-    # a busy 2-core machine it made the job 3-4x slower (measured), so the job runs on one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     job = MapsJob(photos_dir, out, size, seed, template)
     try:
-        ids = job.ids()
-        made, skipped = run_items(job.manifest, ids, job.make, "maps")
+        with torch_threads(1):
+            ids = job.ids()
+            made, skipped = run_items(job.manifest, ids, job.make, "maps")
     finally:
         job.close()
-        torch.set_num_threads(threads)
     return {"made": made, "skipped": skipped, "faces": len(ids), "no_mesh": job.no_mesh}
 
 

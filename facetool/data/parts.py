@@ -87,8 +87,9 @@ def _face_frame(points5: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return mid, right, up, d
 
 
-def _convex_hull(points: np.ndarray) -> np.ndarray:
-    """Monotone-chain convex hull of (N, 2) points -> (M, 2) in order."""
+def convex_hull(points: np.ndarray) -> np.ndarray:
+    """Monotone-chain convex hull of (N, 2) points -> (M, 2), counter-clockwise in x-right/y-up terms
+    (the order :func:`facetool.data.labels.convex_fill` expects)."""
     pts = sorted({(float(x), float(y)) for x, y in points})
     if len(pts) < 3:
         return np.asarray(pts)
@@ -120,7 +121,7 @@ def face_region(points68: np.ndarray, size: int, forehead: float = 0.55) -> np.n
     p = np.asarray(points68, dtype=np.float64).reshape(68, 2)
     _, _, up, d = _face_frame(_points5_from_68(p))
     lifted = p[17:27] + up * forehead * d
-    return _polygon_mask(size, [_convex_hull(np.vstack([p, lifted]))])
+    return _polygon_mask(size, [convex_hull(np.vstack([p, lifted]))])
 
 
 def _points5_from_68(p: np.ndarray) -> np.ndarray:
