@@ -128,6 +128,14 @@ def _names(text: str) -> tuple[str, ...]:
 # Views frame the head with the eyes at about 0.44-0.47 of the height and the chin at about 0.8. Moves are in
 # the parts' own units, which equal canvas units in these styles (their nesting only translates): roughly
 # +-2 % of the view for eyes and mouth, keeping brows above eyes above nose above mouth above chin.
+# Part moves shared by the two line-art styles (same face geometry): ±dx, ±dy in canvas units, scale range.
+LINE_ART_MOVES = {
+    "eyes": Move(14, 16, (0.9, 1.1)),
+    "eyebrows": Move(6, 10, (0.9, 1.1)),
+    "nose": Move(10, 14, (0.85, 1.15)),
+    "mouth": Move(16, 16, (0.85, 1.15)),
+}
+
 STYLES: dict[str, StyleSpec] = {
     "lorelei": StyleSpec(
         name="lorelei",
@@ -136,12 +144,7 @@ STYLES: dict[str, StyleSpec] = {
         hair_colours=("hair",),
         skin_colours=("skin",),
         fill_colours=("skin",),
-        moves={
-            "eyes": Move(14, 16, (0.9, 1.1)),
-            "eyebrows": Move(6, 10, (0.9, 1.1)),
-            "nose": Move(10, 14, (0.85, 1.15)),
-            "mouth": Move(16, 16, (0.85, 1.15)),
-        },
+        moves=LINE_ART_MOVES,
         face="head",
         face_scale=((0.95, 1.05), (0.95, 1.06)),
         face_origin=(294.0, 150.0),
@@ -155,12 +158,7 @@ STYLES: dict[str, StyleSpec] = {
         hair_colours=("hair",),
         skin_colours=("skin",),
         fill_colours=("paper", "skin"),
-        moves={
-            "eyes": Move(14, 16, (0.9, 1.1)),
-            "eyebrows": Move(6, 10, (0.9, 1.1)),
-            "nose": Move(10, 14, (0.85, 1.15)),
-            "mouth": Move(16, 16, (0.85, 1.15)),
-        },
+        moves=LINE_ART_MOVES,
         face="head",
         face_scale=((0.95, 1.05), (0.95, 1.05)),
         face_origin=(292.0, 200.0),
