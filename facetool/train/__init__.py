@@ -1,0 +1,1 @@
+"""The training engine (checkpoints, resume, loops) shared by every method."""
