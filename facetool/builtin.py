@@ -1,4 +1,4 @@
-"""What the core itself registers: the assets of the core's nets (MTCNN) and of the data factory.
+"""What the core itself registers: its nets' and the data factory's assets, and the shared losses.
 
 This module is registered on every host as plugin ``core`` (it is part of facetool, not an entry point), so the
 core's own files go through the same asset registry as every plugin's.
@@ -43,3 +43,10 @@ def register_assets(register):
 
     for asset in (*MTCNN_ASSETS, *DATA_ASSETS):
         register(asset)
+
+
+@hookimpl
+def register_losses(register):
+    from .losses.builtin import register_builtin_losses
+
+    register_builtin_losses(register)

@@ -99,6 +99,7 @@ def test_plugins_json_lists_builtins_through_entry_points(monkeypatch):
         assert "register_detectors" in data[name]["hooks"]
         assert name in data[name]["registered"]["detector"]
     assert "mtcnn-onet" in data["core"]["registered"]["asset"]
+    assert {"gan-lsgan", "gradient-penalty", "chamfer-dt"} <= set(data["core"]["registered"]["loss"])
 
 
 class _Commands:
