@@ -121,3 +121,23 @@ def test_tiny_image_is_fine(tmp_path):
 def test_debug_shows_traceback():
     result = CliRunner().invoke(build_app(), ["--debug", "detect", "missing.jpg"])
     assert result.exit_code != 0 and result.exception is not None
+
+
+def test_detectors_lists_settings_and_the_default():
+    import json
+
+    result = invoke("detectors", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = {d["name"]: d for d in json.loads(result.stdout)}
+    assert data["dlib"]["default"] and not data["mtcnn"]["default"]
+    assert "points68" in data["dlib"]["features"] and "dlib-shape-predictor-68" in data["dlib"]["assets"]
+    assert {o["name"] for o in data["dlib"]["options"]} >= {"proposals", "flip", "refine", "upsample"}
+
+
+def test_assets_list_names_the_release_file():
+    import json
+
+    result = invoke("assets", "list", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["mtcnn-onet"]["archive"] == "facenet_pytorch-2.6.0-py3-none-any.whl"

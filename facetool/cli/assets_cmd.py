@@ -40,6 +40,8 @@ def register(app: typer.Typer) -> None:
                 {
                     "name": name,
                     "source": f"{a.distribution}=={a.version}",
+                    "archive": a.archive,
+                    "archive_sha256": a.archive_sha256,
                     "member": a.member,
                     "size": a.size,
                     "sha256": a.sha256,

@@ -17,6 +17,15 @@ Plugins come from the [b]facetool[/b] entry-point group; FACETOOL_PLUGINS=a,b li
   facetool plugins --json
 """
 
+DETECTORS_HELP = """List the face detectors: plugin, what they give, their -D settings and the assets they need.
+
+[b]Examples[/b]
+
+  facetool detectors
+
+  facetool detectors --json
+"""
+
 METHODS_HELP = """List the methods (generators): task, template, input size, weights and options.
 
 [b]Examples[/b]
@@ -44,6 +53,39 @@ def register(app: typer.Typer) -> None:
             hooks = join(h.removeprefix("register_") for h in p["hooks"])
             status = f"[red]{p['error']}[/red]" if p["error"] else "ok"
             table.add_row(p["name"], p["version"] or "", hooks, registered or "-", status)
+        out.print(table)
+
+    @app.command(help=DETECTORS_HELP)
+    def detectors(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        from rich.table import Table
+
+        from ..options import describe_options
+        from ..pipeline import default_name
+        from ..plugins import get_host
+
+        registry = get_host().detectors
+        default = default_name(registry, "detector") if registry.names() else None
+        data = [
+            {
+                "name": spec.name,
+                "plugin": registry.owner(spec.name),
+                "default": spec.name == default,
+                "description": spec.description,
+                "features": ["box", "score", "points5", *spec.features],
+                "assets": list(spec.assets),
+                "options": describe_options(spec.options),
+            }
+            for spec in registry.all().values()
+        ]
+        if as_json:
+            print_json(data)
+            return
+        table = Table("detector", "gives", "settings (-D key=value)", "description")
+        for d in data:
+            opts = join(f"{o['name']}={o['default']}" for o in d["options"])
+            name = d["name"] + (" (default)" if d["default"] else "")
+            table.add_row(name, join(d["features"][3:]) if len(d["features"]) > 3 else "5 points", opts,
+                          d["description"])  # fmt: skip
         out.print(table)
 
     @app.command(help=METHODS_HELP)
