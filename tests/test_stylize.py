@@ -87,8 +87,8 @@ def test_crop_writes_one_file_per_face(photo, tmp_path):
     out = tmp_path / "crop.png"
     result = run("stylize", str(path), "-m", "identity", "--crop", "--size", "64", "-o", str(out))
     assert result.exit_code == 0, result.stderr
-    assert read_image(tmp_path / "crop-0.png").shape == (64, 64, 3)
-    assert read_image(tmp_path / "crop-1.png").shape == (64, 64, 3)
+    assert read_image(tmp_path / "crop.face0.png").shape == (64, 64, 3)
+    assert read_image(tmp_path / "crop.face1.png").shape == (64, 64, 3)
 
 
 def test_aligned_skips_detection(photo, tmp_path):
@@ -117,3 +117,24 @@ def test_default_output_beside_input_and_several_inputs(photo, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["photo.identity.png", "second.identity.png"]
     assert run("stylize", str(path), "-m", "identity", "--size", "64").exit_code == 0
     assert (tmp_path / "photo.identity.png").exists()
+
+
+def test_same_stems_and_several_faces_never_overwrite_each_other(photo, tmp_path):
+    path, image = photo
+    other = tmp_path / "b [draft]"
+    other.mkdir()
+    write_image(other / "photo.png", image)
+    out = tmp_path / "crops"
+    result = run(
+        "stylize", str(path), str(other / "photo.png"), "-m", "identity", "--crop", "--size", "64", "-o", str(out)
+    )
+    assert result.exit_code == 0, result.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 4 and len(set(names)) == 4, names  # 2 inputs x 2 faces, four distinct files
+    assert "b [draft]" in result.stdout  # file names print as they are
+
+
+def test_face_number_past_the_end_says_how_many(photo):
+    path, _ = photo
+    result = run("stylize", str(path), "-m", "identity", "--size", "64", "--face", "5")
+    assert result.exit_code == 1 and "has 2 face(s)" in result.stderr

@@ -68,7 +68,10 @@ def build_app() -> typer.Typer:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"facetool: error: {message}", file=sys.stderr)
+    # One line, always: wrapped library errors (torch's unpickler, OpenVINO) can carry paragraphs.
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()] or ["unknown error"]
+    more = " (…)" if len(lines) > 1 else ""
+    print(f"facetool: error: {lines[0]}{more}", file=sys.stderr)
     return code
 
 

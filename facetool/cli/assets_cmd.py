@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
     @assets.command("list", help="List registered assets, their source release, size, licence and state.")
     def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         from rich.table import Table
+        from rich.text import Text
 
         from ..assets import get_store
 
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
         table = Table("asset", "source", "size", "state", "used by", "licence")
         for r in rows:
             colour = "green" if r["state"] == "ok" else "yellow"
-            table.add_row(r["name"], r["source"], _mb(r["size"]), f"[{colour}]{r['state']}[/{colour}]",
+            table.add_row(r["name"], r["source"], _mb(r["size"]), Text(r["state"], style=colour),
                           r["used_by"], r["license"])  # fmt: skip
         out.print(table)
         out.print(f"cache: {store.root}", highlight=False)
@@ -78,8 +79,11 @@ def register(app: typer.Typer) -> None:
             raise UsageError("name assets to fetch, or use --all (see facetool assets list)")
         if source is not None and not all_ and not names:
             raise UsageError("--from needs asset names or --all")
+        if all_ and names:
+            raise UsageError("give asset names or --all, not both")
         for name in wanted:
-            store.get(name)
+            if name not in store.assets:
+                raise UsageError(f"unknown asset '{name}'; see facetool assets list")
         if source is not None:  # from one local file: only the assets that live in it
             src = Path(source)
             if src.is_file():
@@ -107,7 +111,7 @@ def register(app: typer.Typer) -> None:
         bad = [n for n, s in states.items() if s != "ok"]
         if bad:
             raise AssetError(
-                f"{len(bad)} asset(s) not ok: {', '.join(bad)}; run: facetool assets fetch {' '.join(bad)}"
+                f"{len(bad)} asset(s) not ok: {', '.join(bad)}; run: facetool assets fetch {' '.join(bad)} --force"
             )
 
     @assets.command(help="Print the verified path of one asset.\n\n  facetool assets path mtcnn-onet")

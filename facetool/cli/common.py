@@ -15,8 +15,9 @@ from ..errors import UsageError
 
 T = TypeVar("T")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# markup off: file names like "me [draft].png" must print as they are (rich would eat or choke on the brackets)
+out = Console(soft_wrap=True, markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)
 
 
 _NUMBER_LIST = re.compile(r"\[\s+([-+0-9.eE,\s]+?)\s+\]")
@@ -66,15 +67,15 @@ def output_paths(inputs: list[Path], out: Path | None, suffix: str, ext: str) ->
 
 def _unique(paths: list[Path]) -> list[Path]:
     """Two inputs with one stem (a.jpg, a.png) must not write one file: number the later ones."""
-    seen: dict[Path, int] = {}
+    taken: set[Path] = set()
     result = []
     for p in paths:
-        if p in seen:
-            seen[p] += 1
-            p = p.with_name(f"{p.stem}-{seen[p]}{p.suffix}")
-        else:
-            seen[p] = 0
-        result.append(p)
+        candidate, n = p, 1
+        while candidate in taken:
+            candidate = p.with_name(f"{p.stem}-{n}{p.suffix}")
+            n += 1
+        taken.add(candidate)
+        result.append(candidate)
     return result
 
 

@@ -71,7 +71,7 @@ def _detect_all(inputs: list[Path], targets: list, name: str, model, choice) -> 
             if len(inputs) == 1:
                 raise
             failures.append(str(error))
-            err.print(f"[red]skipped[/red] {error}", highlight=False)
+            err.print(f"skipped: {error}", highlight=False)
             continue
         record = {"image": str(path), "width": image.shape[1], "height": image.shape[0], "detector": name,
                   "faces": [f.to_dict() for f in faces]}  # fmt: skip

@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
     @app.command(help=PLUGINS_HELP)
     def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         from rich.table import Table
+        from rich.text import Text
 
         from ..plugins import get_host
 
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
         for p in data:
             registered = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registered"].items())
             hooks = join(h.removeprefix("register_") for h in p["hooks"])
-            status = f"[red]{p['error']}[/red]" if p["error"] else "ok"
+            status = Text(p["error"], style="red") if p["error"] else "ok"
             table.add_row(p["name"], p["version"] or "", hooks, registered or "-", status)
         out.print(table)
 

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Output file (a folder for several)."),
         face: str = typer.Option("all", "--face", help="all, largest, or a face number (0 = largest)."),
-        crop: bool = typer.Option(False, "--crop", help="Write the aligned result alone (one file per face)."),
+        crop: bool = typer.Option(False, "--crop", help="Aligned results alone: OUT.face0.png, OUT.face1.png …"),
         size: int | None = typer.Option(None, "--size", help="Crop size the method runs at."),
         aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned crops: skip detection."),
         background: str | None = typer.Option(None, "--background", help="photo or white (default: the method's)."),
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         spec = registry.get(name)
         if spec.task != "stylize":
             raise UsageError(f"method {name} is a {spec.task} method; use facetool {spec.task}")
-        size = size or spec.input_size
+        size = spec.input_size if size is None else size
         if size not in spec.sizes:
             raise UsageError(f"--size {size}: method {name} runs at {', '.join(map(str, spec.sizes))}")
         background = background or spec.background
@@ -84,12 +84,16 @@ def _stylize_all(inputs, targets, spec, runner, det_spec, det, choice, size, cro
     from ..stylize import stylize_photo
 
     failures: list[str] = []
+    written_in_run: set[Path] = set()  # one run never writes a file twice (per-face names vs. numbered stems)
     for path, target in zip(progress(inputs, f"stylize {spec.name}"), targets, strict=True):
         try:
             image = read_image(path)
             faces = None
             if det is not None:
-                faces = select_faces(detect_faces(det, image, det_spec.name), choice)
+                found = detect_faces(det, image, det_spec.name)
+                faces = select_faces(found, choice)
+                if found and not faces:
+                    raise FacetoolError(f"{path}: --face {choice} asked for, but the photo has {len(found)} face(s)")
                 if not faces:
                     raise FacetoolError(
                         f"{path}: no face found (try another --detector, or --aligned for an aligned crop)"
@@ -98,12 +102,17 @@ def _stylize_all(inputs, targets, spec, runner, det_spec, det, choice, size, cro
                                     background=background, device=dev)  # fmt: skip
             written = []
             for index, result in enumerate(results):
-                dest = target if len(results) == 1 else target.with_name(f"{target.stem}-{index}{target.suffix}")
+                dest = target if len(results) == 1 else target.with_name(f"{target.stem}.face{index}{target.suffix}")
+                n = 1
+                while dest in written_in_run:
+                    dest = dest.with_name(f"{dest.stem}-{n}{dest.suffix}")
+                    n += 1
+                written_in_run.add(dest)
                 written.append(write_image(dest, result, protect=inputs))
             out.print(f"{path} -> {', '.join(map(str, written))}", highlight=False)
         except FacetoolError as error:
             if len(inputs) == 1:
                 raise
             failures.append(str(error))
-            err.print(f"[red]skipped[/red] {error}", highlight=False)
+            err.print(f"skipped: {error}", highlight=False)
     return failures

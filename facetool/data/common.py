@@ -60,12 +60,16 @@ def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = False) -> str
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if durable:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or a Ctrl-C must not leave temp files behind
+        raise
     return hashlib.sha256(data).hexdigest()
 
 
@@ -109,7 +113,8 @@ class Manifest:
                     record = json.loads(line)
                 except ValueError:
                     continue  # a line cut by a kill mid-write: that item is simply redone
-                manifest.records[record["id"]] = record
+                if isinstance(record, dict) and isinstance(record.get("id"), str):
+                    manifest.records[record["id"]] = record
         return manifest
 
     def is_done(self, item_id: str, *, check_hashes: bool = True) -> bool:

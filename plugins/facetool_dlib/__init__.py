@@ -55,6 +55,15 @@ class DlibOptions:
     refine: int = field(default=1, metadata={"help": "times to re-crop the face from its own landmarks"})
     threshold: float = field(default=0.9, metadata={"help": "minimum MTCNN probability for faces HOG did not find"})
 
+    def __post_init__(self) -> None:
+        # Each HOG upsampling step doubles both sides: past 3 a large photo runs out of memory.
+        if not -1 <= self.upsample <= 3:
+            raise ValueError("upsample must be -1 (auto) or 0 to 3")
+        if not 0 <= self.refine <= 3:
+            raise ValueError("refine must be 0 to 3")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("threshold must be between 0 and 1")
+
 
 def _load(options: DlibOptions, device: str):
     from .detector import DlibDetector

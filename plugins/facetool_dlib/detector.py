@@ -87,7 +87,7 @@ class DlibDetector:
         if "mtcnn" in options.proposals:
             from facetool.nets.loaders import load_mtcnn
 
-            self.mtcnn = load_mtcnn(device if device == "cpu" else device, min_face_size=20)
+            self.mtcnn = load_mtcnn(device, min_face_size=20)
         self.device = device
 
     # --- proposals ----------------------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ class DlibDetector:
 
             self.mtcnn.min_face_size = proposal_min_face(*image.shape[:2])
             _, scores, points = self.mtcnn.detect(torch.from_numpy(np.array(image)).permute(2, 0, 1))
-            mtcnn_faces = list(zip(points.numpy().astype(np.float64), scores.numpy().tolist(), strict=True))
+            mtcnn_faces = list(zip(points.cpu().numpy().astype(np.float64), scores.cpu().tolist(), strict=True))
         claimed = [False] * len(mtcnn_faces)
         if self.hog is not None:
             rects, scores, _ = self.hog.run(image, self._upsample(image), 0.0)

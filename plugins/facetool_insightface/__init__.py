@@ -27,6 +27,12 @@ class InsightfaceOptions:
     det_size: int = field(default=640, metadata={"help": "detector input size"})
     threshold: float = field(default=0.5, metadata={"help": "minimum detection score"})
 
+    def __post_init__(self) -> None:
+        if not 64 <= self.det_size <= 4096:
+            raise ValueError("det-size must be 64 to 4096")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("threshold must be between 0 and 1")
+
 
 def pack_dir(options: InsightfaceOptions) -> Path:
     root = options.root or os.environ.get(ENV_ROOT) or str(Path.home() / ".insightface")

@@ -37,6 +37,12 @@ class MediapipeOptions:
     min_face: int = field(default=24, metadata={"help": "smallest face (px) the MTCNN proposals look for"})
     blendshapes: bool = field(default=True, metadata={"help": "compute the 52 expression blendshapes"})
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_faces <= 1000:
+            raise ValueError("max-faces must be 1 to 1000")
+        if not 8 <= self.min_face <= 4096:
+            raise ValueError("min-face must be 8 to 4096 pixels")
+
 
 def _load(options: MediapipeOptions, device: str):
     from .detector import MediapipeDetector

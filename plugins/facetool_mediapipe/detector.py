@@ -106,7 +106,7 @@ class MediapipeDetector:
         self.mtcnn.min_face_size = proposal_min_face(*image.shape[:2], floor=self.options.min_face)
         boxes, scores, _ = self.mtcnn.detect(torch.from_numpy(np.array(image)).permute(2, 0, 1))
         faces = []
-        for box, score in zip(boxes.numpy(), scores.numpy(), strict=True):
+        for box, score in zip(boxes.cpu().numpy(), scores.cpu().numpy(), strict=True):
             crop, to_image = _square_crop(image, box, CROP_SCALE, CROP_SIZE)
             found = self._faces(self._run(crop), to_image, CROP_SIZE, float(score))
             faces.extend(found[:1])

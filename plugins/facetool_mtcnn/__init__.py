@@ -13,6 +13,12 @@ class MtcnnOptions:
     min_face: int = field(default=0, metadata={"help": "smallest face (px); 0: 1/27 of the short side, at least 20"})
     threshold: float = field(default=0.9, metadata={"help": "minimum final face probability (O-Net)"})
 
+    def __post_init__(self) -> None:
+        if self.min_face != 0 and not 8 <= self.min_face <= 4096:
+            raise ValueError("min-face must be 0 (auto) or 8 to 4096 pixels")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("threshold must be between 0 and 1")
+
 
 class MtcnnDetector:
     def __init__(self, options: MtcnnOptions, device: str) -> None:
