@@ -35,6 +35,7 @@ __all__ = [
 NORMS = ("batch", "instance", "none")
 ACTIVATIONS = ("tanh", "sigmoid", "none")
 PAD_MODES = ("reflect", "replicate", "zeros")
+UPSAMPLES = ("deconv", "resize")  # transposed conv, or bilinear x2 + conv (no checkerboard)
 
 C = TypeVar("C", bound="DictConfig")
 

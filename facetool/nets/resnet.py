@@ -15,6 +15,7 @@ from facetool.nets.layers import (
     ACTIVATIONS,
     NORMS,
     PAD_MODES,
+    UPSAMPLES,
     DictConfig,
     activation_layer,
     check_choice,
@@ -27,7 +28,6 @@ from facetool.nets.layers import (
 
 __all__ = ["ResidualBlock", "ResnetConfig", "ResnetGenerator"]
 
-UPSAMPLES = ("deconv", "resize")
 DOWNSAMPLINGS = 2
 
 

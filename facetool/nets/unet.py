@@ -21,6 +21,7 @@ from facetool.nets.layers import (
     ACTIVATIONS,
     NORMS,
     PAD_MODES,
+    UPSAMPLES,
     DictConfig,
     activation_layer,
     check_choice,
@@ -32,8 +33,6 @@ from facetool.nets.layers import (
 )
 
 __all__ = ["UNet", "UNetConfig", "unet_channels"]
-
-UPSAMPLES = ("deconv", "resize")
 
 
 @dataclass
