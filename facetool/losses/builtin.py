@@ -1,25 +1,35 @@
-"""The shared losses facetool registers itself; the lead wires :func:`register_builtin_losses` into the host."""
+"""The shared losses facetool registers itself (through the core's ``register_losses`` hook).
+
+Specs are cheap: each ``build`` imports its module (and so torch) only when a trainer builds the loss, so listing
+plugins stays fast.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from importlib import import_module
 from typing import Any
 
 from . import LossSpec
-from .gan import GANLoss, GradientPenalty
-from .image import ChamferDTLoss, GradientL1Loss, L1Loss, MaskedL1Loss
+
+
+def _lazy(module: str, name: str, *args: Any) -> Callable[..., Any]:
+    def build(*more: Any, **kwargs: Any) -> Any:
+        return getattr(import_module(f"facetool.losses.{module}"), name)(*args, *more, **kwargs)
+
+    return build
+
 
 BUILTIN_LOSSES = (
-    LossSpec("gan-vanilla", partial(GANLoss, "vanilla"), "adversarial, BCE with logits (non-saturating G)"),
-    LossSpec("gan-lsgan", partial(GANLoss, "lsgan"), "adversarial, least squares to 1 (real) and 0 (fake)"),
-    LossSpec("gan-wgan", partial(GANLoss, "wgan"), "adversarial, Wasserstein critic (pair with gradient-penalty)"),
-    LossSpec("gan-hinge", partial(GANLoss, "hinge"), "adversarial, hinge on D, -D(fake) on G"),
-    LossSpec("gradient-penalty", GradientPenalty, "WGAN-GP penalty on per-sample real/fake interpolates"),
-    LossSpec("l1", L1Loss, "mean absolute error"),
-    LossSpec("gradient-l1", GradientL1Loss, "L1 between x/y image gradients (forward differences)"),
-    LossSpec("masked-l1", MaskedL1Loss, "mean absolute error over a weight mask"),
-    LossSpec("chamfer-dt", ChamferDTLoss, "APDrawingGAN distance-transform chamfer loss, differentiable both ways"),
+    LossSpec("gan-vanilla", _lazy("gan", "GANLoss", "vanilla"), "adversarial, BCE with logits (non-saturating G)"),
+    LossSpec("gan-lsgan", _lazy("gan", "GANLoss", "lsgan"), "adversarial, least squares to 1 (real) and 0 (fake)"),
+    LossSpec("gan-wgan", _lazy("gan", "GANLoss", "wgan"), "adversarial, Wasserstein critic (+ gradient-penalty)"),
+    LossSpec("gan-hinge", _lazy("gan", "GANLoss", "hinge"), "adversarial, hinge on D, -D(fake) on G"),
+    LossSpec("gradient-penalty", _lazy("gan", "GradientPenalty"), "WGAN-GP penalty on real/fake interpolates"),
+    LossSpec("l1", _lazy("image", "L1Loss"), "mean absolute error"),
+    LossSpec("gradient-l1", _lazy("image", "GradientL1Loss"), "L1 between x/y image gradients (forward differences)"),
+    LossSpec("masked-l1", _lazy("image", "MaskedL1Loss"), "mean absolute error over a weight mask"),
+    LossSpec("chamfer-dt", _lazy("image", "ChamferDTLoss"), "APDrawingGAN distance-transform chamfer loss, both ways"),
 )
 
 
