@@ -229,7 +229,7 @@ def loomis_pair(image, face, size: int, template, width: float, over_photo: bool
     import math
 
     from facetool.data import loomis_draw as ld
-    from facetool.data.drawings import alignment_matrix, crop_image, warp_points
+    from facetool.data.crops import alignment_matrix, crop_image, warp_points
 
     # The drawing pairs' own crop (antialiased when the photo is shrunk), so both kinds of pairs share photos.
     m = alignment_matrix(face.points5, template.name, size)  # (2, 3) photo -> crop pixels

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import typer
 
+from facetool.data.crops import alignment_matrix, crop_image, similarity_scale
+
 if TYPE_CHECKING:
     from facetool.data.mesh import CanonicalMesh
     from facetool.faces import Face
@@ -86,21 +88,6 @@ class FaceMaps:
 # ----------------------------------------------------------------------------------------------------
 
 
-def alignment_matrix(points5: np.ndarray, template: str, size: int) -> np.ndarray:
-    """(5, 2) photo points -> (2, 3) float64 photo pixel -> crop pixel similarity of :mod:`facetool.align`."""
-    import torch
-
-    from facetool.align import estimate_alignment, get_template
-
-    points = torch.as_tensor(np.asarray(points5, dtype=np.float64))[None]
-    return estimate_alignment(points, get_template(template), size)[0].numpy()
-
-
-def similarity_scale(matrix: np.ndarray) -> float:
-    """Uniform scale of a (2, 3) similarity."""
-    return float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2]))))
-
-
 def align_landmarks(landmarks3d: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Move (N, 3) photo landmarks into the crop: x, y through ``matrix`` (2, 3), z times its scale.
 
@@ -110,33 +97,6 @@ def align_landmarks(landmarks3d: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float64)
     xy = points[:, :2] @ m[:, :2].T + m[:, 2]
     return np.c_[xy, points[:, 2] * similarity_scale(m)].astype(np.float32)
-
-
-def aligned_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, 3) uint8 photo -> (size, size, 3) uint8 crop through ``matrix`` (photo pixel -> crop pixel).
-
-    Bilinear sampling aliases when a face is shrunk a lot (512² photos to 128² crops), so the photo is first
-    resized with Pillow's antialiasing filter to about the crop's scale and the matrix adjusted to match.
-    """
-    from PIL import Image
-
-    from facetool.align import crop_faces
-    from facetool.imageio import from_tensor, to_tensor
-
-    m = np.asarray(matrix, dtype=np.float64)
-    scale = similarity_scale(m)
-    height, width = image.shape[:2]
-    if scale < 0.75:
-        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.LANCZOS))
-        kx, ky = new_w / width, new_h / height
-        # resized pixel centre x' = (x + 0.5) k - 0.5  <=>  x = (x' + 0.5) / k - 0.5
-        to_photo = np.array([[1 / kx, 0, 0.5 / kx - 0.5], [0, 1 / ky, 0.5 / ky - 0.5], [0, 0, 1]])
-        m = m @ to_photo
-    import torch
-
-    crop = crop_faces(to_tensor(image), torch.as_tensor(m, dtype=torch.float32)[None], size)
-    return from_tensor(crop)
 
 
 def render_maps(landmarks: np.ndarray, mesh: CanonicalMesh, size: int) -> tuple[np.ndarray, ...]:
@@ -181,7 +141,7 @@ def face_maps(image: np.ndarray, face: Face, mesh: CanonicalMesh, size: int, tem
     landmarks = align_landmarks(face.landmarks3d, matrix)
     depth, pncc, mask, z_far = render_maps(landmarks, mesh, size)
     return FaceMaps(
-        photo=aligned_crop(image, matrix, size),
+        photo=crop_image(image, matrix, size),
         depth=depth,
         pncc=pncc,
         mask=mask,
