@@ -420,10 +420,10 @@ class MTCNN(nn.Module):
                 raise AssetError(f"cannot load MTCNN weights from {path}: {err}") from err
         return model.eval()
 
-    def _scales(self, height: int, width: int) -> list[float]:
+    def _scales(self, height: int, width: int, min_face_size: int) -> list[float]:
         """Pyramid scales: the first maps ``min_face_size`` to P-Net's 12 px window, then shrink until the
         short side would drop below 12 px."""
-        scale = _CELL / self.min_face_size
+        scale = _CELL / min_face_size
         short = min(height, width)
         scales = []
         while short * scale >= _CELL:
@@ -431,11 +431,12 @@ class MTCNN(nn.Module):
             scale *= self.scale_factor
         return scales
 
-    def _stage1(self, octaves: list[Tensor]) -> Tensor:
+    def _stage1(self, octaves: list[Tensor], min_face_size: int) -> Tensor:
         """P-Net over the image pyramid.
 
         Args:
             octaves: :func:`octave_pyramid` of the image in pixels / 128 (so that black is 0).
+            min_face_size: smallest face side (pixels) searched for.
 
         Returns:
             (N, 4) candidate boxes, refined and squared.
@@ -443,7 +444,7 @@ class MTCNN(nn.Module):
         h, w = octaves[0].shape[-2:]
         t_prob, (t_level, t_all) = self.thresholds[0], self.nms_thresholds[:2]
         all_boxes, all_scores, all_reg = [], [], []
-        for scale in self._scales(h, w):
+        for scale in self._scales(h, w, min_face_size):
             hs, ws = math.ceil(h * scale), math.ceil(w * scale)
             # Resize from the octave just above this scale: at most a 2x area shrink, reading few pixels.
             lv = min(max(0, math.floor(math.log2(1.0 / scale))), len(octaves) - 1)
@@ -479,11 +480,12 @@ class MTCNN(nn.Module):
         return crops.contiguous(memory_format=_CL)
 
     @torch.no_grad()
-    def detect(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def detect(self, image: Tensor, min_face_size: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Detect faces and their five landmarks.
 
         Args:
             image: (3, H, W) uint8 or float in [0, 255], RGB (a (1, H, W) grayscale image is expanded).
+            min_face_size: smallest face side (pixels) for this call; None uses the constructor's.
 
         Returns:
             boxes (N, 4) x1 y1 x2 y2 in pixels (may extend past the image border), scores (N,) in [0, 1] by
@@ -499,13 +501,16 @@ class MTCNN(nn.Module):
             x = x.expand(3, -1, -1)
         empty = (x.new_zeros(0, 4), x.new_zeros(0), x.new_zeros(0, 5, 2))
         h, w = x.shape[-2:]
-        if not self._scales(h, w):  # even the largest pyramid level is smaller than P-Net's window
+        min_face = self.min_face_size if min_face_size is None else int(min_face_size)
+        if min_face < 1:
+            raise ValueError(f"min_face_size must be >= 1, got {min_face}")
+        if not self._scales(h, w, min_face):  # even the largest pyramid level is smaller than P-Net's window
             return empty
         # Pixels / 128: the networks' normalisation minus its offset, so zero padding is black; resampling
         # commutes with the offset, which is subtracted just before each network.
         octaves = octave_pyramid(x[None] * _SCALE, 1 + max(0, math.floor(math.log2(min(h, w) / _CELL))))
 
-        boxes = self._stage1(octaves)
+        boxes = self._stage1(octaves, min_face)
         if boxes.shape[0] == 0:
             return empty
 

@@ -103,8 +103,8 @@ class MediapipeDetector:
 
         from facetool.nets.loaders import proposal_min_face
 
-        self.mtcnn.min_face_size = proposal_min_face(*image.shape[:2], floor=self.options.min_face)
-        boxes, scores, _ = self.mtcnn.detect(torch.from_numpy(np.array(image)).permute(2, 0, 1))
+        min_face = proposal_min_face(*image.shape[:2], floor=self.options.min_face)
+        boxes, scores, _ = self.mtcnn.detect(torch.from_numpy(np.array(image)).permute(2, 0, 1), min_face_size=min_face)
         faces = []
         for box, score in zip(boxes.cpu().numpy(), scores.cpu().numpy(), strict=True):
             crop, to_image = _square_crop(image, box, CROP_SCALE, CROP_SIZE)

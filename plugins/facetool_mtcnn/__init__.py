@@ -35,9 +35,9 @@ class MtcnnDetector:
         from facetool.faces import Face
         from facetool.nets.loaders import proposal_min_face
 
-        self.net.min_face_size = self.options.min_face or proposal_min_face(*image.shape[:2])
+        min_face = self.options.min_face or proposal_min_face(*image.shape[:2])
         tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).to(self.device)
-        boxes, scores, points = self.net.detect(tensor)
+        boxes, scores, points = self.net.detect(tensor, min_face_size=min_face)
         return [
             Face(box=b, score=float(s), points5=p, detector="mtcnn")
             for b, s, p in zip(boxes.cpu().numpy(), scores.cpu().numpy(), points.cpu().numpy(), strict=True)
