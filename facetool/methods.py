@@ -45,6 +45,11 @@ class MethodSpec:
         assets: assets needed besides the weights.
         version: the method's own version (stored in checkpoints and metrics).
         priority: the highest-priority method of a task is that task's default ``--method``.
+        train: how the method trains (:class:`facetool.train.spec.TrainSpec`), or None (not trainable here).
+        network: ``network(options, weights) -> nn.Module`` the bare inference net on CPU, fp32, eval mode (for
+            ``facetool export`` and benchmarks); for ``stylize``: (B, 3, S, S) [0, 1] -> (B, C, S, S) [0, 1].
+        evaluate: ``evaluate(outputs, batch, options) -> {metric: [per-item values]}``: the method's own metrics
+            for ``facetool evaluate`` (outputs (B, C, S, S) in [0, 1]; batch as the dataset gives it).
     """
 
     name: str
@@ -60,6 +65,9 @@ class MethodSpec:
     assets: tuple[str, ...] = ()
     version: str = "0"
     priority: int = 0
+    train: Any = None
+    network: Callable[[Any, Path | None], Any] | None = None
+    evaluate: Callable[..., dict[str, list[float]]] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -1,0 +1,122 @@
+"""``facetool train``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from ..errors import UsageError
+from .common import err, out
+
+HELP = """Train a method on a data folder (made by a facetool data command, or imported with facetool data import).
+
+The run folder gets crash-safe checkpoints, sample grids, losses.jsonl, loss-curve.png and, at the end,
+RUN/METHOD.safetensors: the weights to use with --weights. --resume continues a stopped run exactly where its
+last checkpoint was (same schedule, data order and random draws). Several GPUs: torchrun --nproc-per-node N -m
+facetool train … (each process takes its share of every batch).
+
+[b]Examples[/b]
+
+  facetool train loomis-pix2pix --data data/loomis --out runs/loomis --steps 20000
+
+  facetool train pix2pix --data data/drawings -O source=photo -O target=drawing --out runs/p2p --epochs 5
+
+  facetool train cyclegan --data data/photos --data data/cartoons -O a=photo -O b=cartoon --out runs/cg
+
+  facetool train loomis-pix2pix --resume runs/loomis --steps 40000   (continue, and extend to 40000 steps)
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help=HELP, no_args_is_help=True)
+    def train(
+        method: str = typer.Argument(..., help="Method to train (facetool methods)."),
+        data: list[Path] = typer.Option([], "--data", help="Data folder (one, or one per stream of the method)."),
+        out_dir: Path | None = typer.Option(None, "--out", "-o", help="Run folder to create."),
+        resume: Path | None = typer.Option(None, "--resume", help="Run folder to continue."),
+        steps: int | None = typer.Option(None, "--steps", min=1, help="Total optimisation steps."),
+        epochs: float | None = typer.Option(None, "--epochs", min=0.0, help="Or: passes over the data."),
+        batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1, help="Items per step (per process)."),
+        size: int | None = typer.Option(None, "--size", min=16, help="Training crop size (default: the method's)."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+        precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (fp16/bf16: autocast on GPU)."),
+        seed: int | None = typer.Option(None, "--seed", help="Seed of the run (default 0)."),
+        option: list[str] = typer.Option(
+            [], "--option", "-O", "-T", help="Training setting key=value (facetool methods)."
+        ),
+        no_flip: bool = typer.Option(False, "--no-flip", help="Do not mirror items at random."),
+        save_every: int | None = typer.Option(None, "--save-every", min=1, help="Checkpoint every N steps (500)."),
+        sample_every: int | None = typer.Option(None, "--sample-every", min=1, help="Sample grid every N steps (250)."),
+        workers: int = typer.Option(0, "--workers", min=0, help="Data-loading processes (0: in the main process)."),
+    ) -> None:
+        from ..device import resolve_device
+        from ..options import parse_options
+        from ..plugins import get_host
+        from ..train.loop import run_training
+
+        spec = get_host().generators.get(method)
+        if spec.train is None:
+            raise UsageError(f"method {method} cannot be trained (it declares no training)")
+        if (out_dir is None) == (resume is None):
+            raise UsageError("give --out RUN for a new run, or --resume RUN to continue one")
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise UsageError(f"--precision {precision}: use fp32, bf16 or fp16")
+        options = parse_options(spec.train.options, option, f"training of {method}") if option or not resume else None
+        if resume is not None and option:
+            raise UsageError("--resume keeps the run's training settings: drop -O")
+        dev = resolve_device(device)
+        reporter = _Reporter(method)
+        try:
+            result = run_training(
+                spec, resume or out_dir, data=list(data) or None, steps=steps, epochs=epochs, batch_size=batch_size,
+                size=size, resume=resume is not None, device=dev, precision=precision, seed=seed, options=options,
+                flip=False if no_flip else None, save_every=save_every, sample_every=sample_every, workers=workers,
+                log=reporter.log, progress=reporter.update,
+            )  # fmt: skip
+        finally:
+            reporter.close()
+        out.print(f"{result.run_dir}: step {result.step}, weights {result.weights}", highlight=False)
+
+
+class _Reporter:
+    """A rich progress line with the losses on a terminal; a plain line every 30 s otherwise (logs, CI)."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.bar = None
+        self.task = None
+        self.last_line = 0.0
+        self.t0 = time.perf_counter()
+        self.first_step: int | None = None
+
+    def log(self, message: str) -> None:
+        err.print(message, highlight=False)
+
+    def update(self, step: int, steps: int, losses: dict[str, float]) -> None:
+        text = "  ".join(f"{k} {v:.4g}" for k, v in losses.items())
+        if self.first_step is None:
+            self.first_step, self.t0 = step - 1, time.perf_counter()
+        if err.is_terminal:
+            if self.bar is None:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+                self.bar = Progress(
+                    TextColumn(f"train {self.method}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.fields[losses]}"), console=err, transient=False,
+                )  # fmt: skip
+                self.bar.start()
+                self.task = self.bar.add_task("train", total=steps, completed=step - 1, losses="")
+            self.bar.update(self.task, completed=step, losses=text)
+            return
+        now = time.perf_counter()
+        if now - self.last_line >= 30 or step == steps:
+            self.last_line = now
+            done = step - self.first_step
+            rate = f"  {done / (now - self.t0):.2f} steps/s" if done > 1 else ""
+            err.print(f"step {step}/{steps}{rate}  {text}", highlight=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

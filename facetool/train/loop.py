@@ -1,0 +1,562 @@
+"""The training engine every method shares: ``facetool train`` calls :func:`run_training`.
+
+A run folder ``RUN/`` holds::
+
+    checkpoints/step-000500/ …   crash-safe checkpoints (see :mod:`facetool.train.checkpoint`), ``latest``
+    samples/step-000500.png      sample grid: one row per fixed item, the method's columns (input, output, target)
+    losses.jsonl                 every step's losses (a resumed run drops the lines after its checkpoint)
+    loss-curve.png               the losses over the run, drawn at the end
+    <method>.safetensors         the shippable weights (the exported nets, fp16) with their configs and settings
+
+Determinism: item order, flips and every RNG derive from ``--seed`` and the step number alone, so a run resumed
+from a checkpoint continues bit for bit like one that never stopped (same device, same library versions).
+Distributed: under ``torchrun`` each process takes its share of every step's items; rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import FacetoolError, UsageError
+from .checkpoint import (
+    TrainState,
+    export_weights,
+    latest_checkpoint,
+    load_checkpoint,
+    read_net_weights,
+    read_state,
+    save_checkpoint,
+)
+from .rng import seed_everything
+from .spec import Amp, TrainSetup
+
+EXTRA = "_extra"  # pseudo-net holding a trainer's non-net tensors (an image pool) in the checkpoint
+SAMPLE_ROWS = 4
+
+
+@dataclass
+class RunSettings:
+    """The settings that define a run; saved in every checkpoint so ``--resume`` continues the same run."""
+
+    method: str
+    data: list[str]
+    size: int
+    steps: int
+    batch_size: int
+    seed: int
+    precision: str
+    options: dict[str, Any]
+    flip: bool = True
+    save_every: int = 500
+    sample_every: int = 250
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    step: int
+    weights: Path | None
+    last_losses: dict[str, float]
+    seconds: float
+
+
+# ---------------------------------------------------------------------------------------------------- data order
+
+
+def _permutation(n: int, seed: int, stream: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed((seed * 1_000_003 + stream * 7_919 + epoch) % 2**63)
+    return torch.randperm(n, generator=g)
+
+
+class StepBatches:
+    """Item indices of every step of one stream: step ``s`` of rank ``r`` takes global positions
+    ``(s·world + r)·B … +B`` of an endless sequence of seeded per-epoch permutations. Any step's batch is known
+    without replaying the earlier ones, which is what makes resume exact and cheap."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, stream: int, rank: int = 0, world: int = 1) -> None:
+        self.n, self.batch_size, self.seed, self.stream = n, batch_size, seed, stream
+        self.rank, self.world = rank, world
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def positions(self, step: int) -> list[int]:
+        start = (step * self.world + self.rank) * self.batch_size
+        return list(range(start, start + self.batch_size))
+
+    def indices(self, step: int) -> list[int]:
+        out = []
+        for g in self.positions(step):
+            epoch, pos = divmod(g, self.n)
+            if epoch not in self._perms:
+                self._perms = {epoch: _permutation(self.n, self.seed, self.stream, epoch)}  # keep one epoch
+            out.append(int(self._perms[epoch][pos]))
+        return out
+
+    def flips(self, step: int) -> list[bool]:
+        """Horizontal flip per item, a pure function of (seed, stream, position)."""
+        return [bool(_mix(self.seed, self.stream, g) & 1) for g in self.positions(step)]
+
+
+def _mix(*values: int) -> int:
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h ^= (v + 0x9E3779B97F4A7C15 + (h << 6) + (h >> 2)) & 0xFFFFFFFFFFFFFFFF
+        h = (h * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    return h >> 17
+
+
+class _StepDataset(torch.utils.data.Dataset):
+    """Dataset of whole steps: item ``k`` is step ``start + k``'s batch for every stream (so a DataLoader's workers
+    prefetch steps in order)."""
+
+    def __init__(self, streams: dict[str, Any], orders: dict[str, StepBatches], start: int, steps: int, flip: bool):
+        self.streams, self.orders, self.start, self.steps, self.flip = streams, orders, start, steps, flip
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
+
+    def __getitem__(self, k: int) -> dict[str, dict[str, Any]]:
+        step = self.start + k
+        batch = {}
+        for name, dataset in self.streams.items():
+            order = self.orders[name]
+            items = [dataset[i] for i in order.indices(step)]
+            if self.flip:
+                items = [_flip(item) if f else item for item, f in zip(items, order.flips(step), strict=True)]
+            batch[name] = dataset.collate(items)
+        return batch
+
+
+def _flip(item: dict[str, Any]) -> dict[str, Any]:
+    """Mirror every image role of an item (and its 5 points: x mirrored, left/right swapped)."""
+    out = dict(item)
+    for key, value in item.items():
+        if isinstance(value, torch.Tensor) and value.dim() == 3:
+            out[key] = value.flip(-1)
+    if "points5" in item:
+        width = next(v.shape[-1] for v in item.values() if isinstance(v, torch.Tensor) and v.dim() == 3)
+        p = item["points5"].clone()
+        p[:, 0] = width - 1 - p[:, 0]
+        out["points5"] = p[[1, 0, 2, 4, 3]]
+    out["flipped"] = True
+    return out
+
+
+def _to_device(batch: Any, device: str) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def open_streams(
+    streams: Mapping[str, tuple[str, ...]], data: list[Path], size: int, split: str | None = "train"
+) -> dict[str, Any]:
+    """One ManifestDataset per stream: ``data[i]`` feeds stream ``i`` (one folder feeds them all).
+
+    A folder without ``splits.json`` is used whole (every item trains)."""
+    from ..data.datasets import ManifestDataset
+
+    if len(data) not in (1, len(streams)):
+        raise UsageError(f"--data: give one folder or one per stream ({', '.join(streams)}), not {len(data)}")
+    out = {}
+    for i, (name, roles) in enumerate(streams.items()):
+        folder = Path(data[i if len(data) > 1 else 0])
+        if not folder.is_dir():
+            raise UsageError(f"--data {folder}: no such folder")
+        has_split = (folder / "splits.json").is_file()
+        out[name] = ManifestDataset(folder, roles=roles, split=split if has_split else None, size=size)
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- distributed
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: str) -> tuple[_Dist, str]:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: join the process group (NCCL on CUDA, else gloo)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist(), device
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return _Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank), device
+
+
+def _wrapper(dist_info: _Dist, device: str) -> Callable[[torch.nn.Module], torch.nn.Module]:
+    if dist_info.world <= 1:
+        return lambda net: net
+    from torch.nn.parallel import DistributedDataParallel
+
+    cache: dict[int, torch.nn.Module] = {}
+
+    def wrap(net: torch.nn.Module) -> torch.nn.Module:
+        # One wrapper per net, made on first use: DDP registers its gradient hooks once.
+        if id(net) not in cache:
+            ids = [torch.device(device).index] if device.startswith("cuda") else None
+            # GAN steps call a net several times (real, fake) and freeze D while G learns: unused parameters happen.
+            cache[id(net)] = DistributedDataParallel(
+                net, device_ids=ids, broadcast_buffers=False, find_unused_parameters=True
+            )
+        return cache[id(net)]
+
+    return wrap
+
+
+def _barrier(dist_info: _Dist) -> None:
+    if dist_info.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+# ---------------------------------------------------------------------------------------------------------- run
+
+
+def _settings_from(state: TrainState) -> RunSettings:
+    record = state.extra.get("run")
+    if not record:
+        raise FacetoolError(f"{state.path}: checkpoint without run settings (not made by facetool train)")
+    return RunSettings(**record)
+
+
+def _check_resume_overrides(saved: RunSettings, given: Mapping[str, Any]) -> RunSettings:
+    """A resumed run keeps its settings; only ``steps`` (to extend it) and the save/sample cadence may change."""
+    changed = {}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key in ("steps", "save_every", "sample_every"):
+            changed[key] = value
+        elif value != getattr(saved, key):
+            raise UsageError(
+                f"--resume continues the run as it was saved: its {key.replace('_', '-')} is {getattr(saved, key)!r}, "
+                f"not {value!r} (start a new run with --out to change it)"
+            )
+    return dataclasses.replace(saved, **changed)
+
+
+def run_training(
+    spec: Any,
+    out: Path,
+    *,
+    data: list[Path] | None = None,
+    steps: int | None = None,
+    epochs: float | None = None,
+    batch_size: int | None = None,
+    size: int | None = None,
+    resume: bool = False,
+    device: str = "cpu",
+    precision: str = "fp32",
+    seed: int | None = None,
+    options: Any = None,
+    flip: bool | None = None,
+    save_every: int | None = None,
+    sample_every: int | None = None,
+    workers: int = 0,
+    keep: int = 3,
+    log: Callable[[str], None] | None = None,
+    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> RunResult:
+    """Train ``spec`` (a MethodSpec with ``train``) into the run folder ``out``; with ``resume`` continue it.
+
+    ``options`` is the method's training-options dataclass instance (None: its defaults). ``log`` receives
+    one-line messages (rank 0); ``progress(step, steps, losses)`` is called after every step (rank 0).
+    Raises UsageError / FacetoolError with one clear line (wrong data, a checkpoint of another method, NaN …).
+    """
+    train = spec.train
+    if train is None:
+        raise UsageError(f"method {spec.name} cannot be trained (it declares no training)")
+    log = log or (lambda message: None)
+    out = Path(out)
+    dist_info, device = _init_distributed(device)
+
+    state: TrainState | None = None
+    if resume:
+        if latest_checkpoint(out) is None:
+            raise UsageError(f"--resume {out}: no checkpoint there to resume")
+        state = read_state(out)
+        if state.method != spec.name:
+            raise UsageError(f"--resume {out}: it is a run of method {state.method}, not {spec.name}")
+        given = dict(
+            data=[str(p) for p in data] if data else None, size=size, steps=steps, batch_size=batch_size, seed=seed,
+            precision=precision if precision != "fp32" else None, flip=flip, save_every=save_every,
+            sample_every=sample_every,
+        )  # fmt: skip
+        if epochs is not None:
+            raise UsageError("--resume takes --steps (the total to reach), not --epochs")
+        settings = _check_resume_overrides(_settings_from(state), given)
+        options = _options_from(train.options, settings.options)
+    else:
+        if latest_checkpoint(out) is not None:
+            raise UsageError(f"--out {out} already holds a run: continue it with --resume, or choose a new --out")
+        if not data:
+            raise UsageError("--data DIR is required (a folder made by a facetool data command)")
+        options = options if options is not None else (train.options() if train.options else None)
+        settings = RunSettings(
+            method=spec.name,
+            data=[str(Path(p).resolve()) for p in data],
+            size=size or spec.input_size,
+            steps=steps or train.default_steps,
+            batch_size=batch_size or train.default_batch_size,
+            seed=0 if seed is None else seed,
+            precision=precision,
+            options=dataclasses.asdict(options) if options is not None else {},
+            flip=True if flip is None else flip,
+            save_every=save_every or 500,
+            sample_every=sample_every or 250,
+        )
+    if settings.precision != "fp32" and not settings.precision.startswith(("bf16", "fp16")):
+        raise UsageError(f"--precision {settings.precision}: use fp32, bf16 or fp16")
+    if settings.precision == "fp16" and not device.startswith("cuda"):
+        raise UsageError("--precision fp16 needs a CUDA device (use bf16 or fp32 on this device)")
+
+    seed_everything(settings.seed + dist_info.rank)
+    streams_roles = train.streams(options)
+    datasets = open_streams(streams_roles, [Path(p) for p in settings.data], settings.size)
+    if epochs is not None:
+        if steps is not None:
+            raise UsageError("give --steps or --epochs, not both")
+        per_step = settings.batch_size * dist_info.world
+        settings.steps = max(1, math.ceil(epochs * len(next(iter(datasets.values()))) / per_step))
+    for name, dataset in datasets.items():
+        if len(dataset) < settings.batch_size * dist_info.world:
+            raise UsageError(
+                f"--data: stream {name} has {len(dataset)} items, fewer than one step's "
+                f"{settings.batch_size * dist_info.world}"
+            )
+
+    amp = Amp(settings.precision, device)
+    generator = torch.Generator().manual_seed(settings.seed * 31 + dist_info.rank + 1)
+    setup = TrainSetup(
+        options=options, size=settings.size, steps=settings.steps, batch_size=settings.batch_size, device=device,
+        seed=settings.seed, amp=amp, wrap=_wrapper(dist_info, device), generator=generator,
+    )  # fmt: skip
+    trainer = train.build(setup)
+    for net in trainer.nets.values():
+        net.train()
+
+    start, wall_before, history = 0, 0.0, []
+    if state is not None:
+        loaded = load_checkpoint(
+            out, nets=trainer.nets, optimizers=trainer.optimizers, schedulers=trainer.schedulers,
+            scaler=amp.scaler, expect_method=spec.name, generators={"method": generator},
+        )  # fmt: skip
+        start, wall_before, history = loaded.step, loaded.wall_seconds, list(loaded.history)
+        if hasattr(trainer, "load_extra_state"):
+            try:
+                extra = read_net_weights(loaded.path, [EXTRA])[EXTRA]
+            except FacetoolError:
+                extra = {}
+            trainer.load_extra_state({k: v.to(device) for k, v in extra.items()})
+        log(f"resumed {out} at step {start} of {settings.steps}")
+    if start >= settings.steps:
+        raise UsageError(f"--resume {out}: the run already reached step {start}; give --steps above it to extend")
+
+    out.mkdir(parents=True, exist_ok=True)
+    losses_path = out / "losses.jsonl"
+    if dist_info.main:
+        _truncate_losses(losses_path, start)
+    sample_batch = _sample_batch(datasets, settings, device) if dist_info.main else None
+
+    orders = {
+        name: StepBatches(len(ds), settings.batch_size, settings.seed, i, dist_info.rank, dist_info.world)
+        for i, (name, ds) in enumerate(datasets.items())
+    }
+    step_data = _StepDataset(datasets, orders, start, settings.steps, settings.flip)
+    loader = torch.utils.data.DataLoader(
+        step_data, batch_size=None, shuffle=False, num_workers=workers,
+        generator=torch.Generator().manual_seed(0),  # workers draw their seeds here, not from the global RNG
+        persistent_workers=False, pin_memory=device.startswith("cuda"),
+    )  # fmt: skip
+
+    def checkpoint_state(step: int) -> TrainState:
+        return TrainState(
+            method=spec.name, method_version=str(spec.version), step=step, epoch=_epoch(step, settings, datasets),
+            configs=dict(trainer.configs), options=settings.options,
+            preprocessing={"template": spec.template, "size": settings.size, "roles": streams_roles},
+            history=history, wall_seconds=wall_before + (time.perf_counter() - t0),
+            extra={"run": dataclasses.asdict(settings), "export": list(trainer.export)},
+        )  # fmt: skip
+
+    def save(step: int) -> Path | None:
+        path = None
+        if dist_info.main:
+            nets: dict[str, Any] = dict(trainer.nets)
+            if hasattr(trainer, "extra_state"):
+                extra = trainer.extra_state()
+                if extra:
+                    nets[EXTRA] = extra
+            path = save_checkpoint(
+                out, checkpoint_state(step), nets, trainer.optimizers, trainer.schedulers, amp.scaler, keep=keep,
+                generators={"method": generator},
+            )  # fmt: skip
+        _barrier(dist_info)
+        return path
+
+    t0 = time.perf_counter()
+    step, losses = start, {}
+    log_file = open(losses_path, "a", encoding="utf-8") if dist_info.main else None  # noqa: SIM115
+    try:
+        for batch in _prefetch(loader):
+            batch = _to_device(batch, device)
+            losses = trainer.train_step(batch, step)
+            amp.update()
+            bad = [k for k, v in losses.items() if not math.isfinite(v)]
+            if bad:
+                last = latest_checkpoint(out)
+                where = f"the last good checkpoint is {last}" if last else "no checkpoint was saved yet"
+                raise FacetoolError(
+                    f"step {step + 1}: loss {bad[0]} is {losses[bad[0]]}: training stopped; {where} "
+                    "(resume with --resume after lowering the learning rate, or try --precision fp32)"
+                )
+            step += 1
+            record = {"step": step, **{k: round(float(v), 6) for k, v in losses.items()}}
+            history.append(record)
+            if log_file is not None:
+                log_file.write(json.dumps(record) + "\n")
+                if step % 50 == 0:
+                    log_file.flush()
+            if progress is not None and dist_info.main:
+                progress(step, settings.steps, losses)
+            if sample_batch is not None and (step % settings.sample_every == 0 or step == settings.steps):
+                _write_samples(trainer, sample_batch, out / "samples" / f"step-{step:06d}.png")
+            if step % settings.save_every == 0 or step == settings.steps:
+                save(step)
+    finally:
+        if log_file is not None:
+            log_file.close()
+
+    weights = None
+    if dist_info.main:
+        _write_loss_curve(losses_path, out / "loss-curve.png")
+        weights = export_run_weights(out, spec.name)
+        log(f"done: step {step}; weights {weights}")
+    _barrier(dist_info)
+    return RunResult(out, step, weights, losses, wall_before + time.perf_counter() - t0)
+
+
+def _prefetch(loader: Any) -> Iterator[Any]:
+    yield from loader
+
+
+def _epoch(step: int, settings: RunSettings, datasets: Mapping[str, Any]) -> int:
+    first = next(iter(datasets.values()))
+    return step * settings.batch_size // max(1, len(first))
+
+
+def _options_from(cls: type | None, values: Mapping[str, Any]) -> Any:
+    if cls is None:
+        return None
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _truncate_losses(path: Path, step: int) -> None:
+    """Keep the loss lines up to ``step`` (a resumed run rewrites what came after its checkpoint)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError):
+            break  # a line cut by a crash ends the usable log
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _sample_batch(datasets: Mapping[str, Any], settings: RunSettings, device: str) -> dict[str, Any]:
+    """A fixed batch for the sample grids: held-out items when the folder has a test split, else the first ones."""
+    from ..data.datasets import ManifestDataset
+
+    batch = {}
+    for name, dataset in datasets.items():
+        source = dataset
+        if dataset.items and (dataset.root / "splits.json").is_file():
+            try:
+                source = ManifestDataset(dataset.root, roles=dataset.roles, split="test", size=settings.size)
+            except FacetoolError:
+                source = dataset
+        items = [source[i] for i in range(min(SAMPLE_ROWS, len(source)))]
+        batch[name] = _to_device(source.collate(items), device)
+    return batch
+
+
+def _write_samples(trainer: Any, batch: Mapping[str, Any], path: Path) -> None:
+    from ..imageio import write_image
+    from .report import image_grid
+
+    modes = {name: net.training for name, net in trainer.nets.items()}
+    for net in trainer.nets.values():
+        net.eval()
+    try:
+        with torch.no_grad():
+            columns = trainer.samples(batch)
+    finally:
+        for name, net in trainer.nets.items():
+            net.train(modes[name])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, image_grid(columns))
+
+
+def _write_loss_curve(losses_path: Path, path: Path) -> None:
+    from ..imageio import write_image
+    from .report import loss_curve
+
+    history = []
+    if losses_path.exists():
+        for line in losses_path.read_text(encoding="utf-8").splitlines():
+            try:
+                history.append(json.loads(line))
+            except ValueError:
+                break
+    write_image(path, loss_curve(history))
+
+
+def export_run_weights(run: Path, method: str, path: Path | None = None, dtype: torch.dtype = torch.float16) -> Path:
+    """The shippable weights of a run's latest checkpoint: its exported nets in ``dtype``, configs and settings
+    in the metadata. Default path ``RUN/<method>.safetensors``."""
+    state = read_state(run)
+    if state.method != method:
+        raise UsageError(f"{run} is a run of method {state.method}, not {method}")
+    exported = state.extra.get("export") or None
+    nets = read_net_weights(run)
+    names = exported or [n for n in nets if n != EXTRA]
+    path = path or Path(run) / f"{method}.safetensors"
+    settings = state.extra.get("run") or {}
+    metadata = {
+        "train_options": json.dumps(state.options),
+        "train_settings": json.dumps(
+            {k: settings.get(k) for k in ("size", "steps", "batch_size", "seed", "precision")}
+        ),
+    }
+    return export_weights(path, {n: nets[n] for n in names}, dtype=dtype, state=state, metadata=metadata)

@@ -1,0 +1,293 @@
+"""The training engine on a toy GAN method: run layout, exact resume (also after SIGKILL), NaN stop, errors, CLI."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from facetool import hookimpl
+from facetool.cli import build_app
+from facetool.errors import FacetoolError, UsageError
+from facetool.methods import MethodSpec
+from facetool.plugins import get_host
+from facetool.train.checkpoint import latest_checkpoint, load_weights, read_net_weights, read_state
+from facetool.train.loop import StepBatches, run_training
+from facetool.train.spec import TrainSpec
+
+SIZE = 16
+
+
+@dataclass
+class ToyOptions:
+    lr: float = 0.01
+    nan_at: int = -1  # the step whose loss is made NaN (tests the stop)
+
+
+class ToyTrainer:
+    """A 1-layer G with dropout (uses the global RNG) against a 1-layer conditional D, LR decaying."""
+
+    def __init__(self, setup):
+        self.setup, self.options = setup, setup.options
+        torch.manual_seed(setup.seed)
+        g = torch.nn.Sequential(torch.nn.Dropout(0.3), torch.nn.Conv2d(3, 1, 3, padding=1), torch.nn.Sigmoid())
+        d = torch.nn.Conv2d(4, 1, 3, padding=1)
+        self.nets = {"G": g.to(setup.device), "D": d.to(setup.device)}
+        self.optimizers = {n: torch.optim.Adam(m.parameters(), lr=self.options.lr) for n, m in self.nets.items()}
+        decay = lambda step: 0.99**step  # noqa: E731  (independent of the total: runs of any length compare)
+        self.schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, decay) for n, o in self.optimizers.items()}
+        self.configs = {"G": {"kind": "toy"}, "D": {"kind": "toy"}}
+        self.export = ("G",)
+
+    def train_step(self, batch, step):
+        photo, drawing = batch["pair"]["photo"], batch["pair"]["drawing"]
+        g, d = self.setup.wrap(self.nets["G"]), self.setup.wrap(self.nets["D"])
+        fake = g(photo)
+        d_loss = torch.relu(1 - d(torch.cat([photo, drawing], 1))).mean()
+        d_loss = d_loss + torch.relu(1 + d(torch.cat([photo, fake.detach()], 1))).mean()
+        self.optimizers["D"].zero_grad()
+        self.setup.amp.backward(d_loss)
+        self.setup.amp.step(self.optimizers["D"])
+        g_loss = -d(torch.cat([photo, fake], 1)).mean() + 10 * (fake - drawing).abs().mean()
+        if step == self.options.nan_at:
+            g_loss = g_loss * float("nan")
+        self.optimizers["G"].zero_grad()
+        self.setup.amp.backward(g_loss)
+        self.setup.amp.step(self.optimizers["G"])
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        return {"D": d_loss.item(), "G": g_loss.item()}
+
+    def samples(self, batch):
+        photo = batch["pair"]["photo"]
+        return [photo, self.nets["G"](photo), batch["pair"]["drawing"]]
+
+
+def toy_spec(name: str = "toy") -> MethodSpec:
+    train = TrainSpec(build=ToyTrainer, streams=lambda o: {"pair": ("photo", "drawing")}, options=ToyOptions,
+                      default_steps=6, default_batch_size=2)  # fmt: skip
+    return MethodSpec(name=name, task="stylize", load=lambda o, d, w: None, description="toy", input_size=SIZE,
+                      sizes=(SIZE,), train=train)  # fmt: skip
+
+
+def make_pairs(root: Path, count: int = 8, test: int = 2) -> Path:
+    """A manifest folder of random photo / drawing pairs with a train/test split."""
+    from facetool.data.common import save_png
+
+    rng = np.random.default_rng(0)
+    lines, ids = [], []
+    for i in range(count):
+        item = f"{i:06d}"
+        files = {}
+        for role, shape in (("photo", (SIZE, SIZE, 3)), ("drawing", (SIZE, SIZE))):
+            path = root / role / f"{item}.png"
+            files[role] = {
+                "path": f"{role}/{item}.png",
+                "sha256": save_png(path, (rng.random(shape) * 255).astype(np.uint8)),
+            }
+        lines.append(json.dumps({"id": item, "file": files["photo"]["path"], "files": files, "labels": {}}))
+        ids.append(item)
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    (root / "splits.json").write_text(json.dumps({"train": ids[test:], "test": ids[:test]}))
+    return root
+
+
+@pytest.fixture
+def pairs(tmp_path: Path) -> Path:
+    return make_pairs(tmp_path / "pairs")
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return read_net_weights(run)["G"]
+
+
+def test_run_layout_and_outputs(pairs: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = run_training(toy_spec(), run, data=[pairs], steps=6, save_every=3, sample_every=2)
+    assert result.step == 6 and result.weights == run / "toy.safetensors"
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["latest", "step-000003", "step-000006"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step-000002.png",
+        "step-000004.png",
+        "step-000006.png",
+    ]
+    from PIL import Image
+
+    grid = Image.open(run / "samples" / "step-000006.png")
+    assert grid.size == (3 * SIZE + 2 * 2, 2 * SIZE + 2)  # 3 columns, the 2 held-out items as rows
+    assert Image.open(run / "loss-curve.png").size[0] > 100
+    lines = [json.loads(x) for x in (run / "losses.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == list(range(1, 7)) and set(lines[0]) == {"step", "D", "G"}
+    state = read_state(run)
+    assert state.extra["run"]["steps"] == 6 and state.extra["run"]["batch_size"] == 2 and state.extra["export"] == ["G"]
+    # the shipped file: fp16, G only, settings in the metadata
+    g = torch.nn.Sequential(torch.nn.Dropout(0.3), torch.nn.Conv2d(3, 1, 3, padding=1), torch.nn.Sigmoid())
+    meta = load_weights(result.weights, {"G": g})
+    assert meta["method"] == "toy" and json.loads(meta["train_options"])["lr"] == 0.01
+    assert torch.allclose(g[1].weight, _weights(run)["1.weight"], atol=1e-3)
+
+
+def test_data_order_covers_every_item_each_epoch_and_shards_by_rank() -> None:
+    order = StepBatches(n=10, batch_size=2, seed=3, stream=0)
+    epoch = sorted(i for step in range(5) for i in order.indices(step))
+    assert epoch == list(range(10))
+    assert order.indices(7) == StepBatches(10, 2, 3, 0).indices(7)  # a pure function of the step
+    ranks = [StepBatches(10, 1, 3, 0, rank=r, world=2) for r in range(2)]
+    assert sorted(i for step in range(5) for r in ranks for i in r.indices(step)) == list(range(10))
+
+
+def test_resume_continues_exactly(pairs: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    run_training(toy_spec(), straight, data=[pairs], steps=6, save_every=2)
+
+    stopped = tmp_path / "stopped"
+
+    def stop_after_five(step, steps, losses):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(toy_spec(), stopped, data=[pairs], steps=6, save_every=2, progress=stop_after_five)
+    assert read_state(stopped).step == 4
+    run_training(toy_spec(), stopped, resume=True)
+    for key, value in _weights(straight).items():
+        assert torch.equal(value, _weights(stopped)[key]), key
+    lines = [json.loads(x)["step"] for x in (stopped / "losses.jsonl").read_text().splitlines()]
+    assert lines == list(range(1, 7))  # the step-5 line of the stopped attempt was dropped on resume
+    straight_losses = (straight / "losses.jsonl").read_text()
+    assert (stopped / "losses.jsonl").read_text() == straight_losses
+
+
+def _train_forever(run: Path, data: Path) -> None:
+    torch.set_num_threads(1)
+    run_training(toy_spec(), run, data=[data], steps=100000, save_every=1, sample_every=10**9)
+
+
+def test_sigkill_mid_run_resumes_from_a_complete_checkpoint(pairs: Path, tmp_path: Path) -> None:
+    run = tmp_path / "killed"
+    context = multiprocessing.get_context("fork")
+    pauses = random.Random(7)
+    for _ in range(3):
+        child = context.Process(target=_train_forever, args=(run, pairs), daemon=True)
+        if latest_checkpoint(run) is None:
+            child.start()
+        else:  # continue the killed run
+            child = context.Process(target=_resume_forever, args=(run,), daemon=True)
+            child.start()
+        time.sleep(pauses.uniform(1.0, 2.0))
+        child.kill()
+        child.join()
+        assert child.exitcode == -signal.SIGKILL
+        assert latest_checkpoint(run) is not None
+    step = read_state(run).step
+    assert step > 0
+    # the killed run, resumed to a fixed total, equals a run that was never killed (on the children's one thread:
+    # float sums depend on the thread count)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_training(toy_spec(), run, resume=True, steps=step + 3, save_every=1)
+        straight = tmp_path / "straight"
+        run_training(toy_spec(), straight, data=[pairs], steps=step + 3, save_every=10**9)
+    finally:
+        torch.set_num_threads(threads)
+    for key, value in _weights(straight).items():
+        assert torch.equal(value, _weights(run)[key]), key
+
+
+def _resume_forever(run: Path) -> None:
+    torch.set_num_threads(1)
+    run_training(toy_spec(), run, resume=True, save_every=1)
+
+
+def test_nan_stops_and_keeps_the_last_good_checkpoint(pairs: Path, tmp_path: Path) -> None:
+    run = tmp_path / "nan"
+    with pytest.raises(FacetoolError, match=r"step 4: loss G is nan.*step-000002"):
+        run_training(toy_spec(), run, data=[pairs], steps=6, save_every=2, options=ToyOptions(nan_at=3))
+    assert read_state(run).step == 2
+
+
+def test_clear_errors(pairs: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run_training(toy_spec(), run, data=[pairs], steps=2)
+    with pytest.raises(UsageError, match="already holds a run"):
+        run_training(toy_spec(), run, data=[pairs], steps=2)
+    with pytest.raises(UsageError, match="run of method toy, not other"):
+        run_training(toy_spec("other"), run, resume=True)
+    with pytest.raises(UsageError, match="its size is 16, not 32"):
+        run_training(toy_spec(), run, resume=True, steps=4, size=32)
+    with pytest.raises(UsageError, match="no checkpoint"):
+        run_training(toy_spec(), tmp_path / "none", resume=True)
+    with pytest.raises(UsageError, match="no such folder"):
+        run_training(toy_spec(), tmp_path / "r2", data=[tmp_path / "missing"])
+    with pytest.raises(FacetoolError, match="no train with roles photo, sketch"):
+        spec = toy_spec()
+        train = TrainSpec(build=ToyTrainer, streams=lambda o: {"pair": ("photo", "sketch")}, options=ToyOptions)
+        run_training(MethodSpec(**{**spec.__dict__, "train": train}), tmp_path / "r3", data=[pairs])
+
+
+class ToyPlugin:
+    @hookimpl
+    def register_generators(self, register):
+        register(toy_spec())
+
+
+def test_cli_train_and_resume(pairs: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FACETOOL_PLUGINS", "")
+    get_host().register_object(ToyPlugin(), "toy-plugin")
+    run = tmp_path / "cli-run"
+    runner = CliRunner()
+    result = runner.invoke(build_app(), ["train", "toy", "--data", str(pairs), "--out", str(run), "--steps", "3",
+                                         "-O", "lr=0.02", "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "step 3" in result.output and (run / "toy.safetensors").is_file()
+    assert read_state(run).options["lr"] == 0.02
+    result = runner.invoke(build_app(), ["train", "toy", "--resume", str(run), "--steps", "5", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert read_state(run).step == 5
+    result = runner.invoke(build_app(), ["train", "toy", "--data", str(pairs), "--steps", "3"])
+    assert result.exit_code == 2 and "--out RUN" in result.output
+    result = runner.invoke(build_app(), ["train", "toy", "--data", str(pairs), "--out", str(tmp_path / "x"),
+                                         "-O", "lr=fast"])  # fmt: skip
+    assert result.exit_code == 2 and "lr" in result.output
+
+
+DDP_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from test_train_loop import toy_spec
+from facetool.train.loop import run_training
+import torch.distributed as dist
+result = run_training(toy_spec(), {run!r}, data=[{data!r}], steps=4, batch_size=1, save_every=2, device="cpu")
+print("rank", dist.get_rank(), "world", dist.get_world_size(), "step", result.step)
+"""
+
+
+@pytest.mark.heavy  # two processes importing torch: ~1 min on 2 shared cores
+def test_runs_under_torchrun_on_two_cpu_processes(pairs: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    run = tmp_path / "ddp"
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), run=str(run), data=str(pairs)))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+               str(script)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rank 0 world 2 step 4" in done.stdout and "rank 1 world 2 step 4" in done.stdout
+    state = read_state(run)
+    assert state.step == 4 and state.extra["run"]["batch_size"] == 1
+    lines = (run / "losses.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # rank 0 alone writes
