@@ -1,0 +1,1 @@
+"""GAN models every method plugin builds on: pix2pix and CycleGAN trainers."""
