@@ -1,0 +1,266 @@
+"""``facetool evaluate``: run a method's network over a data split and measure it.
+
+Input and target roles come from the method's training streams: the input is the first role of the first stream,
+the target the last role of the last stream (pix2pix photo -> drawing; CycleGAN A -> B). Metrics:
+
+- ``l1`` / ``ssim`` / ``psnr``: means over the items that have the target role (paired data);
+- ``fid`` / ``kid`` (+ ``kid_std``): backbone features of all outputs against all targets of the same split;
+- the method's own metrics (``MethodSpec.evaluate``), averaged.
+
+The result is a JSON-ready dict with no clock in it: the same weights, data and seed give the same JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FacetoolError, UsageError
+
+SPLITS = ("test", "train", "all")
+GRID_ITEMS = 8
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+
+
+def io_roles(spec: Any, train_options: Any) -> tuple[str, str]:
+    """(input role, target role) of a method, from its TrainSpec streams."""
+    if spec.train is None:
+        raise UsageError(f"method {spec.name} declares no training data, so it has no input/target roles to evaluate")
+    streams = list(spec.train.streams(train_options).values())
+    if not streams or not streams[0] or not streams[-1]:
+        raise FacetoolError(f"method {spec.name}: its training streams name no roles")
+    return streams[0][0], streams[-1][-1]
+
+
+def weights_metadata(path: Path | None) -> dict[str, str]:
+    """Metadata of a weights file (safetensors header) or of a run / checkpoint folder (its state.json)."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if path.is_dir():
+        from .train.checkpoint import read_state
+
+        state = read_state(path)
+        return {"method": state.method, "train_options": json.dumps(state.options)}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except Exception as err:  # safetensors raises its own error types for non-safetensors files
+        raise FacetoolError(f"{path}: not a safetensors weights file ({str(err).splitlines()[0][:80]})") from None
+
+
+def weights_digest(path: Path | None) -> str | None:
+    """sha256 of the weights file; of a run's latest checkpoint weights for a folder."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        from .train.checkpoint import WEIGHTS, latest_checkpoint
+
+        folder = path if (path / WEIGHTS).is_file() else latest_checkpoint(path)
+        if folder is None:
+            raise FacetoolError(f"{path} has no complete checkpoint")
+        path = folder / WEIGHTS
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def train_options_of(spec: Any, metadata: dict[str, str]) -> Any:
+    """The training options the weights were made with (metadata ``train_options``), else the defaults."""
+    schema = spec.train.options if spec.train is not None else None
+    if schema is None:
+        return None
+    raw = metadata.get("train_options")
+    if not raw:
+        return schema()
+    try:
+        values = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except ValueError:
+        raise FacetoolError("the weights' train_options metadata is not JSON") from None
+    known = {f.name for f in dataclasses.fields(schema)}
+    try:
+        return schema(**{k: v for k, v in values.items() if k in known})
+    except (TypeError, ValueError) as err:
+        raise FacetoolError(f"the weights' train_options do not fit method {spec.name}: {err}") from None
+
+
+def _batches(count: int, batch_size: int):
+    for start in range(0, count, batch_size):
+        yield range(start, min(start + batch_size, count))
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _round(value: Any) -> Any:
+    """Floats to 6 significant digits: the JSON shows what is measured, not float noise."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
+    return value
+
+
+def evaluate_method(
+    spec: Any,
+    data_dir: str | Path,
+    weights: str | Path | None,
+    options: Any,
+    split: str = "test",
+    size: int | None = None,
+    batch_size: int = 8,
+    limit: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    out_dir: str | Path | None = None,
+    backbone: Any = None,
+) -> dict[str, Any]:
+    """Evaluate ``spec``'s network on ``data_dir``; returns the metrics document (see the module docstring).
+
+    Args:
+        spec: the :class:`~facetool.methods.MethodSpec`.
+        weights: a weights file or run folder; None = the method's default weights.
+        options: the method's options (its ``MethodSpec.options`` instance), given to its network and evaluate.
+        split: "test", "train" or "all".
+        size: crop side (default: the method's input size).
+        limit: evaluate the first N items only (id order).
+        backbone: feature backbone for FID/KID (default: :func:`facetool.metrics.features.load_backbone`).
+        out_dir: when given, ``metrics.json`` and ``grid.png`` (input | output | target, first 8 items) go there.
+    """
+    import torch
+
+    from .data.datasets import ManifestDataset
+    from .methods import resolve_weights
+    from .metrics import image as image_metrics
+    from .metrics.fid import fid_from_features, kid_from_features
+
+    if split not in SPLITS:
+        raise UsageError(f"--split {split!r}: must be one of {', '.join(SPLITS)}")
+    if spec.network is None:
+        raise UsageError(f"method {spec.name} has no network to evaluate")
+    if batch_size < 1 or (limit is not None and limit < 1):
+        raise UsageError("--batch-size and --limit must be at least 1")
+    size = spec.input_size if size is None else size
+    if size not in spec.sizes:
+        raise UsageError(f"--size {size}: method {spec.name} runs at {', '.join(map(str, spec.sizes))}")
+    weights_path = resolve_weights(spec, weights)
+    metadata = weights_metadata(weights_path)
+    if metadata.get("method") and metadata["method"] != spec.name:
+        raise FacetoolError(f"{weights_path} holds weights of method {metadata['method']}, not {spec.name}")
+    input_role, target_role = io_roles(spec, train_options_of(spec, metadata))
+
+    data_dir = Path(data_dir)
+    which = None if split == "all" else split
+    inputs = ManifestDataset(data_dir, roles=(input_role,), split=which, size=size)
+    targets = ManifestDataset(data_dir, roles=(target_role,), split=which, size=size)
+    input_items = inputs.items[:limit] if limit else inputs.items
+    target_index = {record["id"]: i for i, (record, _) in enumerate(targets.items)}
+    target_count = min(len(targets), limit) if limit else len(targets)
+
+    torch.manual_seed(seed)
+    net = spec.network(options, weights_path).to(device).eval()
+    if backbone is None:
+        from .metrics.features import load_backbone
+
+        backbone = load_backbone()
+
+    paired: dict[str, list[float]] = {"l1": [], "ssim": [], "psnr": []}
+    own: dict[str, list[float]] = {}
+    output_features, grid_rows = [], []
+    for indices in _batches(len(input_items), batch_size):
+        batch = ManifestDataset.collate([inputs[i] for i in indices])
+        ids = batch["id"]
+        with torch.no_grad():
+            outputs = net(batch[input_role].to(device)).float().clamp(0, 1).cpu()
+        output_features.append(backbone(outputs))
+        has_target = [i for i, item_id in enumerate(ids) if item_id in target_index]
+        target_images = {i: targets[target_index[ids[i]]][target_role] for i in has_target}
+        if len(has_target) == len(ids):
+            batch[target_role] = torch.stack([target_images[i] for i in range(len(ids))])
+        if has_target:
+            out_t, tgt_t = outputs[has_target], torch.stack([target_images[i] for i in has_target])
+            paired["l1"] += image_metrics.l1(out_t, tgt_t).tolist()
+            paired["ssim"] += image_metrics.ssim(out_t, tgt_t).tolist()
+            paired["psnr"] += image_metrics.psnr(out_t, tgt_t).tolist()
+        if spec.evaluate is not None:
+            for name, values in spec.evaluate(outputs, batch, options).items():
+                own.setdefault(name, []).extend(float(v) for v in values)
+        for i in range(len(ids)):
+            if len(grid_rows) < GRID_ITEMS:
+                grid_rows.append((batch[input_role][i], outputs[i], target_images.get(i)))
+
+    target_features = [
+        backbone(torch.stack([targets[i][target_role] for i in indices]))
+        for indices in _batches(target_count, batch_size)
+    ]
+    fake, real = np.concatenate(output_features), np.concatenate(target_features)
+    metrics: dict[str, Any] = {name: _mean(values) for name, values in paired.items()}
+    metrics["paired"] = len(paired["l1"])
+    if len(fake) >= 2 and len(real) >= 2:
+        metrics["fid"] = fid_from_features(fake, real)
+        metrics["kid"], metrics["kid_std"] = kid_from_features(fake, real, KID_SUBSETS, KID_SUBSET_SIZE, seed)
+    else:
+        metrics["fid"] = metrics["kid"] = metrics["kid_std"] = None  # a covariance needs 2 items per side
+    metrics |= {name: _mean(values) for name, values in sorted(own.items())}
+
+    result = {
+        "method": spec.name,
+        "version": spec.version,
+        "weights": {"path": str(weights_path) if weights_path else None, "sha256": weights_digest(weights_path)},
+        "data": str(data_dir),
+        "split": split,
+        "roles": {"input": input_role, "target": target_role},
+        "size": size,
+        "count": len(input_items),
+        "targets": len(real),
+        "backbone": backbone.name,
+        "metrics": _round(metrics),
+        "seed": seed,
+    }
+    if out_dir is not None:
+        write_outputs(Path(out_dir), result, grid_rows)
+    return result
+
+
+def _tile(image: Any, size: tuple[int, int]) -> np.ndarray:
+    """(C, H, W) [0, 1] tensor -> (H, W, 3) float; None -> white."""
+    if image is None:
+        return np.ones((*size, 3), np.float32)
+    array = image.detach().float().clamp(0, 1).permute(1, 2, 0).numpy()
+    return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array[:, :, :3]
+
+
+def grid_image(rows: list[tuple[Any, Any, Any]], gap: int = 2) -> np.ndarray:
+    """Rows of (input, output, target) (C, H, W) tensors (target may be None) -> one (H', W', 3) float image."""
+    size = tuple(rows[0][1].shape[-2:])
+    white_col = np.ones((size[0], gap, 3), np.float32)
+    lines = []
+    for row in rows:
+        tiles = [_tile(t, size) for t in row]
+        lines.append(np.concatenate([tiles[0], white_col, tiles[1], white_col, tiles[2]], axis=1))
+    white_row = np.ones((gap, lines[0].shape[1], 3), np.float32)
+    stacked = [part for line in lines for part in (line, white_row)][:-1]
+    return np.concatenate(stacked, axis=0)
+
+
+def write_outputs(out_dir: Path, result: dict[str, Any], grid_rows: list) -> None:
+    """``metrics.json`` (atomic) and ``grid.png`` into ``out_dir``."""
+    from .data.common import write_bytes_atomic
+    from .imageio import write_image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out_dir / "metrics.json", (json.dumps(result, indent=2) + "\n").encode(), durable=True)
+    if grid_rows:
+        write_image(out_dir / "grid.png", grid_image(grid_rows))
