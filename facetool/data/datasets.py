@@ -25,7 +25,7 @@ from facetool.data.show import points_and_pose, roles_of
 from facetool.errors import FacetoolError, UsageError
 
 #: Channels each role is read with (other roles: 3). Drawings, depth and masks are single-channel maps.
-ROLE_CHANNELS = {"photo": 3, "cartoon": 3, "pncc": 3, "loomis": 3, "drawing": 1, "depth": 1, "mask": 1}
+ROLE_CHANNELS = {"photo": 3, "cartoon": 3, "pncc": 3, "loomis": 1, "drawing": 1, "depth": 1, "mask": 1}
 #: Roles holding per-pixel labels or measurements: resized with nearest neighbour, never blended.
 NEAREST_ROLES = {"mask"}
 

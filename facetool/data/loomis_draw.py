@@ -473,3 +473,8 @@ def render_lines(
             for x, y in (pts[0], pts[-1]):  # round caps
                 draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=0)
     return np.asarray(canvas.reduce(k))
+
+
+# Public names for code that re-draws constructions (the Loomis plugin's pose estimate).
+curves_3d = _curves_3d
+behind_ball = _behind_ball

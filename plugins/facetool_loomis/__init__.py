@@ -1,0 +1,105 @@
+"""facetool plugin: Andrew Loomis's head construction drawn over a face, by pix2pix or CycleGAN.
+
+Both methods are trained on ``facetool data loomis`` pairs (photo crop -> construction lines turned with the head's
+3D pose) with the core's generic models; their own metric, :func:`facetool_loomis.geometry.evaluate`, measures the
+head angle the drawn construction shows against the photo's pose. Torch is imported only when a method runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from facetool import hookimpl
+from facetool.methods import MethodSpec
+
+#: Net of each method's weights file that maps photo -> lines.
+GENERATOR_NET = {"loomis-pix2pix": "G", "loomis-cyclegan": "G_AB"}
+
+
+@dataclass
+class LoomisOptions:
+    style: Literal["over-photo", "lines"] = field(
+        default="over-photo",
+        metadata={"help": "over-photo: the lines drawn over the photo; lines: the construction alone on white"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.style not in ("over-photo", "lines"):
+            raise ValueError(f"style must be over-photo or lines, not {self.style!r}")
+
+
+def _net(method: str, weights, style: str) -> Any:
+    from facetool.errors import FacetoolError
+    from facetool.models.common import load_generator
+
+    from .net import LoomisNet
+
+    if weights is None:
+        raise FacetoolError(f"method {method}: no weights given")
+    return LoomisNet(load_generator(weights, GENERATOR_NET[method], method=method), style).eval()
+
+
+def _network(method: str):
+    # The bare net (export, evaluate, benchmarks) is what was trained: the lines alone, whatever -O style says.
+    def network(options: LoomisOptions | None, weights) -> Any:
+        return _net(method, weights, "lines")
+
+    return network
+
+
+def _load(method: str):
+    def load(options: LoomisOptions | None, device: str, weights) -> Any:
+        from facetool.models.common import stylize_runner
+
+        return stylize_runner(_net(method, weights, (options or LoomisOptions()).style), device)
+
+    return load
+
+
+def _evaluate(outputs, batch, options) -> dict[str, list[float]]:
+    from .geometry import evaluate
+
+    return evaluate(outputs, batch, options)
+
+
+@hookimpl
+def register_generators(register):
+    # The models' modules import torch only when a trainer is built, so the specs are made here.
+    from facetool.models.cyclegan import cyclegan_train_spec
+    from facetool.models.pix2pix import pix2pix_train_spec
+
+    common = {
+        "task": "stylize",
+        "options": LoomisOptions,
+        "template": "portrait",
+        "input_size": 256,
+        "sizes": (256,),
+        # over-photo (the default style) is the photo itself away from the lines, so pasting it back onto the photo
+        # leaves no seam; --background white suits -O style=lines.
+        "background": "photo",
+        "version": "1",
+        "evaluate": _evaluate,
+    }
+    register(
+        MethodSpec(
+            name="loomis-pix2pix",
+            load=_load("loomis-pix2pix"),
+            description="Loomis head construction (ball, side plane, brow / nose / chin lines) by pix2pix (U-Net)",
+            weights="facetool_loomis:weights/loomis-pix2pix.safetensors",
+            network=_network("loomis-pix2pix"),
+            train=pix2pix_train_spec("photo", "loomis"),
+            **common,
+        )
+    )
+    register(
+        MethodSpec(
+            name="loomis-cyclegan",
+            load=_load("loomis-cyclegan"),
+            description="Loomis head construction by CycleGAN (ResNet generator, unpaired training)",
+            weights="facetool_loomis:weights/loomis-cyclegan.safetensors",
+            network=_network("loomis-cyclegan"),
+            train=cyclegan_train_spec("photo", "loomis"),
+            **common,
+        )
+    )
