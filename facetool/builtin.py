@@ -40,9 +40,17 @@ MTCNN_ASSETS = (
 @hookimpl
 def register_assets(register):
     from .data.assets import DATA_ASSETS
+    from .metrics.assets import METRIC_ASSETS
 
-    for asset in (*MTCNN_ASSETS, *DATA_ASSETS):
+    for asset in (*MTCNN_ASSETS, *DATA_ASSETS, *METRIC_ASSETS):
         register(asset)
+
+
+@hookimpl
+def register_exporters(register):
+    from .export.onnx import ONNX_EXPORTER
+
+    register(ONNX_EXPORTER)
 
 
 @hookimpl

@@ -37,7 +37,7 @@ def _version(value: bool) -> None:
 def build_app() -> typer.Typer:
     """The typer app with the core commands plus every loaded plugin's ``register_commands``."""
     from ..plugins import get_host
-    from . import assets_cmd, data_cmd, detect_cmd, info_cmd, stylize_cmd
+    from . import assets_cmd, data_cmd, detect_cmd, evaluate_cmd, export_cmd, info_cmd, stylize_cmd, train_cmd
 
     app = typer.Typer(
         name="facetool",
@@ -63,6 +63,9 @@ def build_app() -> typer.Typer:
     info_cmd.register(app)
     assets_cmd.register(app)
     data_cmd.register(app)
+    train_cmd.register(app)
+    evaluate_cmd.register(app)
+    export_cmd.register(app)
     get_host().call_commands(app)
     return app
 

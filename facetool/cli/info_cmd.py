@@ -110,6 +110,9 @@ def register(app: typer.Typer) -> None:
                 "background": spec.background,
                 "version": spec.version,
                 "options": describe_options(spec.options),
+                "trainable": spec.train is not None,
+                "train_options": describe_options(spec.train.options) if spec.train is not None else [],
+                "train_streams": _streams(spec),
             }
             for spec in host.generators.all().values()
         ]
@@ -119,9 +122,21 @@ def register(app: typer.Typer) -> None:
         if not data:
             out.print("no methods registered (see facetool plugins)")
             return
-        table = Table("method", "task", "plugin", "input", "options", "description")
+        table = Table("method", "task", "plugin", "input", "options (-O)", "training (-O of train)", "description")
         for m in data:
             opts = join(f"{o['name']}={o['default']}" for o in m["options"])
-            table.add_row(m["name"], m["task"], m["plugin"], f"{m['input_size']}² {m['template']}", opts,
+            train = join(f"{o['name']}={o['default']}" for o in m["train_options"]) if m["trainable"] else "-"
+            table.add_row(m["name"], m["task"], m["plugin"], f"{m['input_size']}² {m['template']}", opts, train,
                           m["description"])  # fmt: skip
         out.print(table)
+
+
+def _streams(spec) -> dict[str, list[str]] | None:
+    """The data roles a method trains on, with its default training options."""
+    if spec.train is None:
+        return None
+    options = spec.train.options() if spec.train.options else None
+    try:
+        return {name: list(roles) for name, roles in spec.train.streams(options).items()}
+    except Exception:  # a plugin's streams() that needs more than defaults must not break the listing
+        return None
