@@ -5,7 +5,12 @@ the target the last role of the last stream (pix2pix photo -> drawing; CycleGAN 
 
 - ``l1`` / ``ssim`` / ``psnr``: means over the items that have the target role (paired data);
 - ``fid`` / ``kid`` (+ ``kid_std``): backbone features of all outputs against all targets of the same split;
-- the method's own metrics (``MethodSpec.evaluate``), averaged.
+- the method's own metrics (``MethodSpec.evaluate``), averaged;
+- ``nme`` (with ``--nme DETECTOR``): a face detector finds landmarks on each output and on its reference — the
+  target when every item has one, else the input photo (``nme_reference``) — and
+  :func:`facetool.metrics.landmarks.nme` compares them (largest face per image; 68 points when both sides of every
+  measured item have them, else 5: ``nme_points``). Items where either side has no face are left out of the mean
+  and counted in ``nme_found`` (the fraction of items measured).
 
 The result is a JSON-ready dict with no clock in it: the same weights, data and seed give the same JSON.
 """
@@ -113,6 +118,63 @@ def _round(value: Any) -> Any:
     return value
 
 
+def detector_image(image: Any) -> np.ndarray:
+    """(C, H, W) float tensor in [0, 1] -> (H, W, 3) uint8 RGB, what detectors take; 1 channel is replicated."""
+    import torch
+
+    array = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy().transpose(1, 2, 0)
+    array = np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array[:, :, :3]
+    return np.ascontiguousarray(array)
+
+
+def nme_detector_spec(name: str) -> Any:
+    """The registered detector ``name`` with its assets checked: UsageError for an unknown name."""
+    from .pipeline import check_assets
+    from .plugins import get_host
+
+    spec = get_host().detectors.get(name)
+    check_assets(spec.assets)
+    return spec
+
+
+class LandmarkNME:
+    """Landmark NME of outputs against reference images through a loaded detector (see the module docstring)."""
+
+    def __init__(self, spec: Any, detector: Any, reference: str) -> None:
+        self.spec, self.detector, self.reference = spec, detector, reference
+        self.items: list[tuple[Any, Any] | None] = []  # per item: (output face, reference face) or None
+
+    def _largest_face(self, image: Any) -> Any:
+        from .pipeline import detect_faces
+
+        faces = detect_faces(self.detector, detector_image(image), self.spec.name)
+        return faces[0] if faces else None
+
+    def add(self, output: Any, reference: Any) -> None:
+        """One item: (C, H, W) output and reference images in [0, 1]."""
+        found, expected = self._largest_face(output), self._largest_face(reference)
+        self.items.append((found, expected) if found is not None and expected is not None else None)
+
+    def metrics(self) -> dict[str, Any]:
+        """``nme`` (mean over measured items), ``nme_found``, ``nme_points``, ``nme_reference``, ``nme_detector``."""
+        from .metrics.landmarks import nme
+
+        pairs = [pair for pair in self.items if pair is not None]
+        if pairs:
+            use68 = all(a.points68 is not None and b.points68 is not None for a, b in pairs)
+        else:
+            use68 = "points68" in self.spec.features
+        values = [nme(a.points68, b.points68) if use68 else nme(a.points5, b.points5) for a, b in pairs]
+        values = [v for v in values if np.isfinite(v)]  # a reference with both eyes on one point measures nothing
+        return {
+            "nme": _mean(values),
+            "nme_found": len(values) / len(self.items) if self.items else None,
+            "nme_points": 68 if use68 else 5,
+            "nme_reference": self.reference,
+            "nme_detector": self.spec.name,
+        }
+
+
 def evaluate_method(
     spec: Any,
     data_dir: str | Path,
@@ -126,6 +188,7 @@ def evaluate_method(
     device: str = "cpu",
     out_dir: str | Path | None = None,
     backbone: Any = None,
+    nme: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``spec``'s network on ``data_dir``; returns the metrics document (see the module docstring).
 
@@ -138,6 +201,7 @@ def evaluate_method(
         limit: evaluate the first N items only (id order).
         backbone: feature backbone for FID/KID (default: :func:`facetool.metrics.features.load_backbone`).
         out_dir: when given, ``metrics.json`` and ``grid.png`` (input | output | target, first 8 items) go there.
+        nme: name of a registered detector: adds landmark NME of the outputs (``nme*`` metrics); None = off.
     """
     import torch
 
@@ -155,6 +219,7 @@ def evaluate_method(
     size = spec.input_size if size is None else size
     if size not in spec.sizes:
         raise UsageError(f"--size {size}: method {spec.name} runs at {', '.join(map(str, spec.sizes))}")
+    nme_spec = nme_detector_spec(nme) if nme is not None else None
     weights_path = resolve_weights(spec, weights)
     metadata = weights_metadata(weights_path)
     if metadata.get("method") and metadata["method"] != spec.name:
@@ -179,27 +244,44 @@ def evaluate_method(
     paired: dict[str, list[float]] = {"l1": [], "ssim": [], "psnr": []}
     own: dict[str, list[float]] = {}
     output_features, grid_rows = [], []
-    for indices in _batches(len(input_items), batch_size):
-        batch = ManifestDataset.collate([inputs[i] for i in indices])
-        ids = batch["id"]
-        with torch.no_grad():
-            outputs = net(batch[input_role].to(device)).float().clamp(0, 1).cpu()
-        output_features.append(backbone(outputs))
-        has_target = [i for i, item_id in enumerate(ids) if item_id in target_index]
-        target_images = {i: targets[target_index[ids[i]]][target_role] for i in has_target}
-        if len(has_target) == len(ids):
-            batch[target_role] = torch.stack([target_images[i] for i in range(len(ids))])
-        if has_target:
-            out_t, tgt_t = outputs[has_target], torch.stack([target_images[i] for i in has_target])
-            paired["l1"] += image_metrics.l1(out_t, tgt_t).tolist()
-            paired["ssim"] += image_metrics.ssim(out_t, tgt_t).tolist()
-            paired["psnr"] += image_metrics.psnr(out_t, tgt_t).tolist()
-        if spec.evaluate is not None:
-            for name, values in spec.evaluate(outputs, batch, options).items():
-                own.setdefault(name, []).extend(float(v) for v in values)
-        for i in range(len(ids)):
-            if len(grid_rows) < GRID_ITEMS:
-                grid_rows.append((batch[input_role][i], outputs[i], target_images.get(i)))
+    landmarks = None
+    if nme_spec is not None:
+        from .options import parse_options
+
+        reference = "target" if all(record["id"] in target_index for record, _ in input_items) else "input"
+        detector = nme_spec.load(parse_options(nme_spec.options, None, f"detector {nme_spec.name}"), device)
+        landmarks = LandmarkNME(nme_spec, detector, reference)
+    try:
+        for indices in _batches(len(input_items), batch_size):
+            batch = ManifestDataset.collate([inputs[i] for i in indices])
+            ids = batch["id"]
+            with torch.no_grad():
+                outputs = net(batch[input_role].to(device)).float().clamp(0, 1).cpu()
+            output_features.append(backbone(outputs))
+            has_target = [i for i, item_id in enumerate(ids) if item_id in target_index]
+            target_images = {i: targets[target_index[ids[i]]][target_role] for i in has_target}
+            if len(has_target) == len(ids):
+                batch[target_role] = torch.stack([target_images[i] for i in range(len(ids))])
+            if has_target:
+                out_t, tgt_t = outputs[has_target], torch.stack([target_images[i] for i in has_target])
+                paired["l1"] += image_metrics.l1(out_t, tgt_t).tolist()
+                paired["ssim"] += image_metrics.ssim(out_t, tgt_t).tolist()
+                paired["psnr"] += image_metrics.psnr(out_t, tgt_t).tolist()
+            if spec.evaluate is not None:
+                for name, values in spec.evaluate(outputs, batch, options).items():
+                    own.setdefault(name, []).extend(float(v) for v in values)
+            for i in range(len(ids)):
+                if len(grid_rows) < GRID_ITEMS:
+                    grid_rows.append((batch[input_role][i], outputs[i], target_images.get(i)))
+            if landmarks is not None:
+                for i in range(len(ids)):
+                    expected = target_images[i] if landmarks.reference == "target" else batch[input_role][i]
+                    landmarks.add(outputs[i], expected)
+    finally:
+        if landmarks is not None:
+            from .pipeline import close_detector
+
+            close_detector(landmarks.detector)
 
     target_features = [
         backbone(torch.stack([targets[i][target_role] for i in indices]))
@@ -214,6 +296,8 @@ def evaluate_method(
     else:
         metrics["fid"] = metrics["kid"] = metrics["kid_std"] = None  # a covariance needs 2 items per side
     metrics |= {name: _mean(values) for name, values in sorted(own.items())}
+    if landmarks is not None:
+        metrics |= landmarks.metrics()
 
     result = {
         "method": spec.name,

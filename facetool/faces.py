@@ -131,7 +131,6 @@ def nme(pred: np.ndarray, truth: np.ndarray) -> float:
 
     pred, truth: (68, 2). The normaliser is taken from ``truth``.
     """
-    truth = np.asarray(truth, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
-    d = np.linalg.norm(truth[36:42].mean(0) - truth[42:48].mean(0))
-    return float(np.linalg.norm(pred - truth, axis=1).mean() / d)
+    from .metrics.landmarks import nme as landmark_nme
+
+    return float(landmark_nme(pred, truth, normaliser="pupils"))

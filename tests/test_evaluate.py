@@ -151,3 +151,114 @@ def test_cli_evaluate_json_and_errors(pairs, tmp_path, monkeypatch):
     assert "Examples" in CliRunner().invoke(build_app(), ["evaluate", "--help"]).stdout
     bad = CliRunner().invoke(build_app(), ["evaluate", "fake-identity", "--data", str(tmp_path / "none")])
     assert bad.exit_code == 2 and "Traceback" not in bad.stderr and "manifest.jsonl" in bad.stderr
+
+
+# --- landmark NME through a detector (--nme) ---
+
+_BASE5 = np.array([[4.0, 6.0], [12.0, 6.0], [8.0, 9.0], [5.0, 12.0], [11.0, 12.0]])  # eye centres 8 px apart
+_BASE68 = np.tile([8.0, 8.0], (68, 1))
+_BASE68[36], _BASE68[45] = (2.0, 6.0), (14.0, 6.0)  # outer eye corners 12 px apart
+
+
+def _marks_detector(with68):
+    """No face on a black image; else a large face whose points move 10 px right on a bright image, listed after
+    a small face whose points change on every call (so taking the wrong face shows)."""
+    from facetool.faces import Face
+
+    class Marks:
+        calls = 0
+
+        def detect(self, image):
+            assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3  # what detectors take
+            if image.max() == 0:
+                return []
+            Marks.calls += 1
+            shift = np.array([10.0 if image.mean() > 200 else 0.0, 0.0])
+            big = _BASE5 + shift, (_BASE68 + shift) if with68 else None
+            small = _BASE5 + 3.0 * Marks.calls, (_BASE68 + 3.0 * Marks.calls) if with68 else None
+            return [Face(box=[0, 0, 2, 2], score=0.9, points5=small[0], points68=small[1]),
+                    Face(box=[0, 0, 16, 16], score=0.8, points5=big[0], points68=big[1])]  # fmt: skip
+
+    return Marks()
+
+
+class _MarksPlugin:
+    @hookimpl
+    def register_detectors(self, register):
+        from facetool.detectors import DetectorSpec
+
+        register(DetectorSpec(name="fake-marks", load=lambda o, d: _marks_detector(True), description="test",
+                              features=("points68",)))  # fmt: skip
+        register(DetectorSpec(name="fake-marks5", load=lambda o, d: _marks_detector(False), description="test"))
+
+
+@pytest.fixture
+def face_pairs(tmp_path):
+    """3 items, white photos; copies white, black (no face), white. No splits: evaluate with split="all"."""
+    root = tmp_path / "faces"
+    lines = []
+    for i, copy_value in enumerate((255, 0, 255)):
+        item_id = f"{i:06d}"
+        photo = _png(root / "photo" / f"{item_id}.png", np.full((16, 16, 3), 255, np.uint8))
+        copy = _png(root / "copy" / f"{item_id}.png", np.full((16, 16, 3), copy_value, np.uint8))
+        record = {"id": item_id, "file": f"photo/{item_id}.png", "sha256": photo,
+                  "files": {"copy": {"path": f"copy/{item_id}.png", "sha256": copy}}, "labels": {}}  # fmt: skip
+        lines.append(record)
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return root
+
+
+def test_nme_through_a_detector(face_pairs, monkeypatch):
+    from facetool.evaluate import evaluate_method
+    from facetool.plugins import get_host
+
+    monkeypatch.setenv("FACETOOL_PLUGINS", "")
+    get_host().register_object(_MarksPlugin(), "marks")
+    spec = _identity_spec()
+
+    def run(network_spec, detector, **kwargs):
+        return evaluate_method(network_spec, face_pairs, None, None, split="all", backbone=_Backbone(),
+                               nme=detector, **kwargs)["metrics"]  # fmt: skip
+
+    metrics = run(spec, "fake-marks", batch_size=2)
+    assert metrics["nme"] == 0.0 and metrics["nme_found"] == pytest.approx(2 / 3, abs=1e-5)  # black target: no face
+    assert metrics["nme_points"] == 68 and metrics["nme_reference"] == "target"
+    assert metrics["nme_detector"] == "fake-marks"
+    darker = MethodSpec(**{**spec.__dict__, "network": lambda o, w: _Scale(0.5)})  # gray outputs: points 10 px off
+    metrics = run(darker, "fake-marks")
+    assert metrics["nme"] == pytest.approx(10 / 12, abs=1e-5) and metrics["nme_found"] == pytest.approx(2 / 3, 1e-5)
+    metrics = run(darker, "fake-marks5")
+    assert metrics["nme"] == pytest.approx(10 / 8, abs=1e-5) and metrics["nme_points"] == 5
+    assert "nme" not in evaluate_method(spec, face_pairs, None, None, split="all", backbone=_Backbone())["metrics"]
+
+    records = [json.loads(line) for line in (face_pairs / "manifest.jsonl").read_text().splitlines()]
+    del records[1]["files"]  # item 1 loses its target: the white input photos are the reference
+    (face_pairs / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    metrics = run(darker, "fake-marks")
+    assert metrics["nme_reference"] == "input" and metrics["nme_found"] == 1.0
+    assert metrics["nme"] == pytest.approx(10 / 12, abs=1e-5)
+    with pytest.raises(UsageError, match="unknown detector 'nosuch'"):
+        run(spec, "nosuch")
+
+
+def test_detector_image_is_uint8_rgb():
+    from facetool.evaluate import detector_image
+
+    gray = torch.tensor([[[0.0, 0.5], [1.0, 2.0]]])  # (1, 2, 2), one value out of range
+    image = detector_image(gray)
+    assert image.dtype == np.uint8 and image.shape == (2, 2, 3)
+    assert image[..., 0].tolist() == [[0, 128], [255, 255]] and (image[..., 0] == image[..., 2]).all()
+    rgb = torch.rand(3, 4, 5)
+    assert np.array_equal(detector_image(rgb), (rgb * 255).round().to(torch.uint8).permute(1, 2, 0).numpy())
+
+
+def test_cli_unknown_nme_detector_is_a_usage_error(pairs, monkeypatch):
+    from facetool.cli import build_app
+    from facetool.plugins import get_host
+
+    monkeypatch.setenv("FACETOOL_PLUGINS", "")
+    get_host().register_object(_Plugin(), "fake")
+    result = CliRunner().invoke(build_app(), ["evaluate", "fake-identity", "--data", str(pairs), "--nme", "nosuch"])
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert "unknown detector 'nosuch'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "--nme" in CliRunner().invoke(build_app(), ["evaluate", "--help"]).stdout

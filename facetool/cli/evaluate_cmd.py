@@ -13,6 +13,9 @@ HELP = """Measure a method's network on a data folder: FID / KID, and L1 / SSIM 
 The input and target roles come from the method's training data (pix2pix: source -> target; CycleGAN: A -> B).
 FID and KID use an offline face-feature backbone (the dlib age network, asset age-net-v1-onnx; not Inception, so
 not comparable with papers) unless --inception points at a TorchScript Inception-v3 on disk.
+--nme DETECTOR adds landmark NME: the detector's points on each output against those on its target (on the input
+photo when the data is unpaired), over the inter-ocular distance (outer eye corners for 68 points, eye centres for
+5); nme_found is the fraction of items with a face on both sides.
 Same weights, data and --seed give the same JSON.
 
 [b]Examples[/b]
@@ -22,6 +25,8 @@ Same weights, data and --seed give the same JSON.
   facetool evaluate pix2pix --data pairs/ --weights runs/p2p --split test --out eval/ --json
 
   facetool evaluate cyclegan --data pairs/ --weights model.safetensors --limit 100 --inception inception-2015-12-05.pt
+
+  facetool evaluate pix2pix --data pairs/ --weights runs/p2p --nme dlib --json
 """
 
 
@@ -40,26 +45,31 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the metrics document as JSON."),
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
         inception: Path | None = typer.Option(None, "--inception", help="TorchScript Inception-v3 file for FID."),
+        nme: str | None = typer.Option(
+            None, "--nme", metavar="DETECTOR", help="Landmark NME of outputs through this detector (e.g. dlib)."
+        ),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
-        from ..evaluate import evaluate_method
+        from ..evaluate import evaluate_method, nme_detector_spec
         from ..metrics.features import load_backbone
         from ..options import parse_options
         from ..plugins import get_host
 
         spec = get_host().generators.get(method)
         options = parse_options(spec.options, option, f"method {method}")
+        if nme is not None:
+            nme_detector_spec(nme)  # an unknown detector or a missing asset fails before the backbone loads
         backbone = load_backbone(inception)
         result = evaluate_method(spec, data, weights, options, split=split, size=size, batch_size=batch_size,
                                  limit=limit, seed=seed, device=resolve_device(device), out_dir=output,
-                                 backbone=backbone)  # fmt: skip
+                                 backbone=backbone, nme=nme)  # fmt: skip
         if json_out:
             print_json(result)
             return
         out.print(f"{result['method']} on {result['data']} ({result['split']}, {result['count']} items, "
                   f"backbone {result['backbone']})", highlight=False)  # fmt: skip
         for name, value in result["metrics"].items():
-            out.print(f"  {name:<10} {value}", highlight=False)
+            out.print(f"  {name:<13} {value}", highlight=False)
         if output is not None:
             out.print(f"wrote {output / 'metrics.json'} and {output / 'grid.png'}", highlight=False)
