@@ -30,3 +30,9 @@ class AssetError(FacetoolError):
 
 class PluginError(FacetoolError):
     """Plugins disagree (two register one name) or a plugin broke its contract."""
+
+
+class TrainingStopped(FacetoolError):
+    """A training run stopped on request (Ctrl-C, SIGTERM) after saving a checkpoint; exit code 130."""
+
+    exit_code = 130

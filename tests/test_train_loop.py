@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from facetool import hookimpl
 from facetool.cli import build_app
-from facetool.errors import FacetoolError, UsageError
+from facetool.errors import FacetoolError, TrainingStopped, UsageError
 from facetool.methods import MethodSpec
 from facetool.plugins import get_host
 from facetool.train.checkpoint import latest_checkpoint, load_weights, read_net_weights, read_state
@@ -291,3 +291,23 @@ def test_runs_under_torchrun_on_two_cpu_processes(pairs: Path, tmp_path: Path) -
     assert state.step == 4 and state.extra["run"]["batch_size"] == 1
     lines = (run / "losses.jsonl").read_text().splitlines()
     assert len(lines) == 4  # rank 0 alone writes
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_stop_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path, pairs, signame):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    run_training(toy_spec(), straight, data=[pairs], steps=6, save_every=4)
+
+    def signal_at_five(step, steps, losses):
+        if step == 5:
+            signal.raise_signal(getattr(signal, signame))
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingStopped, match=f"{signame}: stopped after step 5 of 6"):
+        run_training(toy_spec(), stopped, data=[pairs], steps=6, save_every=4, progress=signal_at_five)
+    assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+    assert read_state(stopped).step == 5  # saved at the stop, not only at the save_every step 4
+    run_training(toy_spec(), stopped, resume=True)
+    for key, value in _weights(straight).items():
+        assert torch.equal(value, _weights(stopped)[key]), key
+    assert (stopped / "losses.jsonl").read_text() == (straight / "losses.jsonl").read_text()

@@ -14,7 +14,8 @@ HELP = """Train a method on a data folder (made by a facetool data command, or i
 
 The run folder gets crash-safe checkpoints, sample grids, losses.jsonl, loss-curve.png and, at the end,
 RUN/METHOD.safetensors: the weights to use with --weights. --resume continues a stopped run exactly where its
-last checkpoint was (same schedule, data order and random draws). Several GPUs: torchrun --nproc-per-node N -m
+last checkpoint was (same schedule, data order and random draws). Ctrl-C or SIGTERM finishes the step, saves a
+checkpoint and exits with 130 (a second Ctrl-C stops at once). Several GPUs: torchrun --nproc-per-node N -m
 facetool train … (each process takes its share of every batch).
 
 [b]Examples[/b]

@@ -11,6 +11,8 @@ A run folder ``RUN/`` holds::
 Determinism: item order, flips and every RNG derive from ``--seed`` and the step number alone, so a run resumed
 from a checkpoint continues bit for bit like one that never stopped (same device, same library versions).
 Distributed: under ``torchrun`` each process takes its share of every step's items; rank 0 writes.
+Stopping: in a single process, Ctrl-C or SIGTERM (a scheduler's pre-emption) finishes the current step, saves a
+checkpoint and raises :class:`~facetool.errors.TrainingStopped`; a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ..errors import FacetoolError, UsageError
+from ..errors import FacetoolError, TrainingStopped, UsageError
 from .checkpoint import (
     TrainState,
     export_weights,
@@ -68,6 +72,38 @@ class RunResult:
     weights: Path | None
     last_losses: dict[str, float]
     seconds: float
+
+
+class _StopRequests:
+    """Turn SIGINT / SIGTERM into a flag the loop reads between steps, so a stop never splits a step.
+
+    A second SIGINT raises KeyboardInterrupt at once (the last saved checkpoint stays). A SIGINT the parent shell
+    ignores (``nohup cmd &``) stays ignored. Only installed in the main thread of a single-process run: under
+    torchrun the ranks would have to agree on the stopping step.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequests:
+        if self.enabled:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                current = signal.getsignal(sig)
+                if current is not signal.SIG_IGN:
+                    self._previous[sig] = current
+                    signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal_name is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 # ---------------------------------------------------------------------------------------------------- data order
@@ -423,7 +459,9 @@ def run_training(
     t0 = time.perf_counter()
     step, losses = start, {}
     log_file = open(losses_path, "a", encoding="utf-8") if dist_info.main else None  # noqa: SIM115
+    stop = _StopRequests(enabled=dist_info.world == 1)
     try:
+        stop.__enter__()
         for batch in _prefetch(loader):
             batch = _to_device(batch, device)
             losses = trainer.train_step(batch, step)
@@ -447,9 +485,15 @@ def run_training(
                 progress(step, settings.steps, losses)
             if sample_batch is not None and (step % settings.sample_every == 0 or step == settings.steps):
                 _write_samples(trainer, sample_batch, out / "samples" / f"step-{step:06d}.png")
-            if step % settings.save_every == 0 or step == settings.steps:
+            if step % settings.save_every == 0 or step == settings.steps or stop.signal_name is not None:
                 save(step)
+            if stop.signal_name is not None and step < settings.steps:
+                raise TrainingStopped(
+                    f"{stop.signal_name}: stopped after step {step} of {settings.steps}; checkpoint saved "
+                    f"(continue with: facetool train {spec.name} --resume {out})"
+                )
     finally:
+        stop.__exit__()
         if log_file is not None:
             log_file.close()
 
