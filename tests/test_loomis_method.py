@@ -12,6 +12,7 @@ from facetool_loomis import LoomisOptions, geometry, register_generators
 from facetool.data import loomis_draw as ld
 from facetool.errors import FacetoolError, UsageError
 from facetool.methods import resolve_weights
+from facetool.plugins import get_host
 
 # A face's brow, nose-base and chin landmarks (iBUG 21/22, 33, 8) in a 128² crop; the rest unused by the fit.
 P68 = np.full((68, 2), 64.0)
@@ -125,6 +126,10 @@ def test_evaluate_hook():
     photo = torch.rand(2, 3, size, size) * 0.8 + 0.2
     over = geometry.evaluate(photo * drawings, {"labels": labels, "photo": photo}, LoomisOptions())
     np.testing.assert_allclose(over["yaw_error_deg"], result["yaw_error_deg"], atol=0.5)
+    # the method's hook gets the bare network's lines whatever -O style says, so it never divides by the photo
+    spec = get_host().generators.get("loomis-pix2pix")
+    hooked = spec.evaluate(drawings, {"labels": labels, "photo": photo}, LoomisOptions(style="over-photo"))
+    assert hooked == geometry.evaluate(drawings, {"labels": labels}, LoomisOptions(style="lines"))
 
 
 def test_network_loads_exported_weights_and_runs(tmp_path):

@@ -60,7 +60,8 @@ def _load(method: str):
 def _evaluate(outputs, batch, options) -> dict[str, list[float]]:
     from .geometry import evaluate
 
-    return evaluate(outputs, batch, options)
+    # ``outputs`` come from ``network``: the lines alone, whatever style -O asked for.
+    return evaluate(outputs, batch, LoomisOptions(style="lines"))
 
 
 @hookimpl
