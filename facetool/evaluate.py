@@ -189,6 +189,7 @@ def evaluate_method(
     out_dir: str | Path | None = None,
     backbone: Any = None,
     nme: str | None = None,
+    oracle: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``spec``'s network on ``data_dir``; returns the metrics document (see the module docstring).
 
@@ -202,6 +203,8 @@ def evaluate_method(
         backbone: feature backbone for FID/KID (default: :func:`facetool.metrics.features.load_backbone`).
         out_dir: when given, ``metrics.json`` and ``grid.png`` (input | output | target, first 8 items) go there.
         nme: name of a registered detector: adds landmark NME of the outputs (``nme*`` metrics); None = off.
+        oracle: score the data's own targets in place of the network's outputs (no weights are read): the value
+            every metric gives a perfect method, i.e. the floor of its measuring error.
     """
     import torch
 
@@ -220,7 +223,7 @@ def evaluate_method(
     if size not in spec.sizes:
         raise UsageError(f"--size {size}: method {spec.name} runs at {', '.join(map(str, spec.sizes))}")
     nme_spec = nme_detector_spec(nme) if nme is not None else None
-    weights_path = resolve_weights(spec, weights)
+    weights_path = None if oracle else resolve_weights(spec, weights)
     metadata = weights_metadata(weights_path)
     if metadata.get("method") and metadata["method"] != spec.name:
         raise FacetoolError(f"{weights_path} holds weights of method {metadata['method']}, not {spec.name}")
@@ -234,8 +237,10 @@ def evaluate_method(
     target_index = {record["id"]: i for i, (record, _) in enumerate(targets.items)}
     target_count = min(len(targets), limit) if limit else len(targets)
 
+    if oracle and any(record["id"] not in target_index for record, _ in input_items):
+        raise UsageError(f"--oracle needs a {target_role} for every item: {data_dir} is not paired data")
     torch.manual_seed(seed)
-    net = spec.network(options, weights_path).to(device).eval()
+    net = None if oracle else spec.network(options, weights_path).to(device).eval()
     if backbone is None:
         from .metrics.features import load_backbone
 
@@ -255,11 +260,14 @@ def evaluate_method(
         for indices in _batches(len(input_items), batch_size):
             batch = ManifestDataset.collate([inputs[i] for i in indices])
             ids = batch["id"]
-            with torch.no_grad():
-                outputs = net(batch[input_role].to(device)).float().clamp(0, 1).cpu()
-            output_features.append(backbone(outputs))
             has_target = [i for i, item_id in enumerate(ids) if item_id in target_index]
             target_images = {i: targets[target_index[ids[i]]][target_role] for i in has_target}
+            if net is None:
+                outputs = torch.stack([target_images[i] for i in range(len(ids))])
+            else:
+                with torch.no_grad():
+                    outputs = net(batch[input_role].to(device)).float().clamp(0, 1).cpu()
+            output_features.append(backbone(outputs))
             if len(has_target) == len(ids):
                 batch[target_role] = torch.stack([target_images[i] for i in range(len(ids))])
             if has_target:
@@ -303,6 +311,7 @@ def evaluate_method(
         "method": spec.name,
         "version": spec.version,
         "weights": {"path": str(weights_path) if weights_path else None, "sha256": weights_digest(weights_path)},
+        "oracle": oracle,
         "data": str(data_dir),
         "split": split,
         "roles": {"input": input_role, "target": target_role},

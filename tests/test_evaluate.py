@@ -262,3 +262,27 @@ def test_cli_unknown_nme_detector_is_a_usage_error(pairs, monkeypatch):
     assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert "unknown detector 'nosuch'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "--nme" in CliRunner().invoke(build_app(), ["evaluate", "--help"]).stdout
+
+
+def test_oracle_scores_the_targets_without_weights(pairs):
+    from facetool.evaluate import evaluate_method
+
+    def refuse(options, weights):
+        raise AssertionError("the oracle must not build the network")
+
+    spec = MethodSpec(**{**_identity_spec().__dict__, "network": refuse})
+    result = evaluate_method(spec, pairs, None, None, backbone=_Backbone(), oracle=True)
+    assert result["oracle"] is True and result["weights"]["path"] is None
+    assert result["metrics"]["l1"] == 0.0 and abs(result["metrics"]["fid"]) < 1e-6
+    # the method's own metric measured on the targets themselves
+    darker = MethodSpec(**{**_identity_spec().__dict__, "network": lambda o, w: _Scale(0.5)})
+    measured = evaluate_method(darker, pairs, None, None, backbone=_Backbone())["metrics"]["brightness"]
+    assert result["metrics"]["brightness"] == pytest.approx(2 * measured, abs=1e-4)
+    (pairs / "copy" / "000004.png").unlink()
+    lines = (pairs / "manifest.jsonl").read_text().splitlines()
+    record = json.loads(lines[4])
+    record["files"] = {}
+    lines[4] = json.dumps(record)
+    (pairs / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(UsageError, match="--oracle needs a copy for every item"):
+        evaluate_method(spec, pairs, None, None, backbone=_Backbone(), oracle=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..errors import UsageError
 from .common import out, print_json
 
 HELP = """Measure a method's network on a data folder: FID / KID, and L1 / SSIM / PSNR on paired items.
@@ -16,6 +17,8 @@ not comparable with papers) unless --inception points at a TorchScript Inception
 --nme DETECTOR adds landmark NME: the detector's points on each output against those on its target (on the input
 photo when the data is unpaired), over the inter-ocular distance (outer eye corners for 68 points, eye centres for
 5); nme_found is the fraction of items with a face on both sides.
+--oracle scores the data's own targets as if a method had drawn them: the floor of each metric (what a perfect
+method gets; for a method's own metric, how much of its error is the measurement's).
 Same weights, data and --seed give the same JSON.
 
 [b]Examples[/b]
@@ -27,6 +30,8 @@ Same weights, data and --seed give the same JSON.
   facetool evaluate cyclegan --data pairs/ --weights model.safetensors --limit 100 --inception inception-2015-12-05.pt
 
   facetool evaluate pix2pix --data pairs/ --weights runs/p2p --nme dlib --json
+
+  facetool evaluate loomis-pix2pix --data data/loomis --oracle --json
 """
 
 
@@ -48,6 +53,7 @@ def register(app: typer.Typer) -> None:
         nme: str | None = typer.Option(
             None, "--nme", metavar="DETECTOR", help="Landmark NME of outputs through this detector (e.g. dlib)."
         ),
+        oracle: bool = typer.Option(False, "--oracle", help="Score the data's targets instead of outputs (floor)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
@@ -56,6 +62,8 @@ def register(app: typer.Typer) -> None:
         from ..options import parse_options
         from ..plugins import get_host
 
+        if oracle and weights is not None:
+            raise UsageError("--oracle scores the data's targets: drop --weights")
         spec = get_host().generators.get(method)
         options = parse_options(spec.options, option, f"method {method}")
         if nme is not None:
@@ -63,7 +71,7 @@ def register(app: typer.Typer) -> None:
         backbone = load_backbone(inception)
         result = evaluate_method(spec, data, weights, options, split=split, size=size, batch_size=batch_size,
                                  limit=limit, seed=seed, device=resolve_device(device), out_dir=output,
-                                 backbone=backbone, nme=nme)  # fmt: skip
+                                 backbone=backbone, nme=nme, oracle=oracle)  # fmt: skip
         if json_out:
             print_json(result)
             return
