@@ -45,3 +45,14 @@ def _fresh_plugin_host():
     reset_host()
     yield
     reset_host()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny nets: more threads only add contention on a shared CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -42,12 +42,7 @@ def run_onnx(path, x: torch.Tensor) -> np.ndarray:
     return session.run(None, {"image": x.numpy()})[0]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_round_trip_with_dynamic_batch_and_size(tmp_path):

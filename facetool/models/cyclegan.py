@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from facetool.models.options import GanMode, check_gan_training
 from facetool.train.spec import TrainSetup, TrainSpec
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CycleGANOptions", "CycleGANRoleOptions", "CycleGANTrainer", "cyclegan_train_spec"]
 
-GanMode = Literal["vanilla", "lsgan", "wgan", "hinge"]
 
 
 @dataclass
@@ -50,14 +50,7 @@ class CycleGANOptions:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 0")
         if not 0 <= self.pool_size <= 10000:
             raise ValueError("pool-size must be 0 to 10000")
-        if not (math.isfinite(self.lr) and 0 < self.lr <= 1):
-            raise ValueError("lr must be in (0, 1]")
-        if not 0 <= self.beta1 < 1:
-            raise ValueError("beta1 must be in [0, 1)")
-        if not 0 <= self.decay_from <= 1:
-            raise ValueError("decay-from must be in [0, 1]")
-        if self.gan_mode not in ("vanilla", "lsgan", "wgan", "hinge"):
-            raise ValueError(f"gan-mode must be vanilla, lsgan, wgan or hinge, not {self.gan_mode!r}")
+        check_gan_training(self.lr, self.beta1, self.decay_from, self.gan_mode)
         if not 1 <= self.g_base <= 256 or not 1 <= self.d_base <= 512:
             raise ValueError("g-base must be 1 to 256 and d-base 1 to 512")
         if not 0 <= self.g_blocks <= 32:

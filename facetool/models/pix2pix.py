@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from facetool.models.options import GanMode, check_gan_training
 from facetool.train.spec import TrainSetup, TrainSpec
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Pix2PixOptions", "Pix2PixRoleOptions", "Pix2PixTrainer", "pix2pix_train_spec"]
 
-GanMode = Literal["vanilla", "lsgan", "wgan", "hinge"]
 #: The one data stream of a paired method.
 STREAM = "pair"
 
@@ -45,13 +45,11 @@ class Pix2PixOptions:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lambda_l1) and self.lambda_l1 >= 0):
             raise ValueError("lambda-l1 must be >= 0")
-        if self.gan_mode not in ("vanilla", "lsgan", "wgan", "hinge"):
-            raise ValueError(f"gan-mode must be vanilla, lsgan, wgan or hinge, not {self.gan_mode!r}")
         if self.generator not in ("compact", "pix2pix_256"):
             raise ValueError(f"generator must be compact or pix2pix_256, not {self.generator!r}")
         if self.upsample not in ("deconv", "resize"):
             raise ValueError(f"upsample must be deconv or resize, not {self.upsample!r}")
-        _check_adam(self.lr, self.beta1, self.decay_from)
+        check_gan_training(self.lr, self.beta1, self.decay_from, self.gan_mode)
         if not 2 <= self.g_levels <= 9:
             raise ValueError("g-levels must be 2 to 9")
         if not 1 <= self.d_base <= 512:
@@ -69,15 +67,6 @@ class Pix2PixRoleOptions(Pix2PixOptions):
         super().__post_init__()
         if not self.source or not self.target or self.source == self.target:
             raise ValueError("source and target must be two different data roles")
-
-
-def _check_adam(lr: float, beta1: float, decay_from: float) -> None:
-    if not (math.isfinite(lr) and 0 < lr <= 1):
-        raise ValueError("lr must be in (0, 1]")
-    if not 0 <= beta1 < 1:
-        raise ValueError("beta1 must be in [0, 1)")
-    if not 0 <= decay_from <= 1:
-        raise ValueError("decay-from must be in [0, 1]")
 
 
 def _to_signed(x: torch.Tensor) -> torch.Tensor:
