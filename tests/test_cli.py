@@ -1,6 +1,7 @@
 """The CLI contract: help, version, exit codes, one line on stderr, inputs never changed."""
 
 import hashlib
+import json
 import os
 import struct
 import subprocess
@@ -141,3 +142,16 @@ def test_assets_list_names_the_release_file():
     assert result.exit_code == 0, result.stderr
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert rows["mtcnn-onet"]["archive"] == "facenet_pytorch-2.6.0-py3-none-any.whl"
+
+
+def test_methods_lists_and_details_one_method():
+    listing = invoke("methods", "--json")
+    names = {m["name"] for m in json.loads(listing.stdout)}
+    assert {"loomis-pix2pix", "loomis-cyclegan", "pix2pix", "cyclegan"} <= names
+    one = json.loads(invoke("methods", "loomis-pix2pix", "--json").stdout)
+    assert one["train_streams"] == {"pair": ["photo", "loomis"]}
+    assert {"lambda-l1", "lr", "generator"} <= {o["name"] for o in one["train_options"]}
+    text = invoke("methods", "loomis-pix2pix").stdout
+    assert "training options" in text and "lambda-l1" in text
+    unknown = invoke("methods", "no-such-method")
+    assert unknown.exit_code == 2 and "no-such-method" in unknown.output

@@ -90,7 +90,10 @@ def register(app: typer.Typer) -> None:
         out.print(table)
 
     @app.command(help=METHODS_HELP)
-    def methods(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    def methods(
+        name: str | None = typer.Argument(None, help="One method: all its options and training options in full."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
         from rich.table import Table
 
         from ..options import describe_options
@@ -114,20 +117,44 @@ def register(app: typer.Typer) -> None:
                 "train_options": describe_options(spec.train.options) if spec.train is not None else [],
                 "train_streams": _streams(spec),
             }
-            for spec in host.generators.all().values()
+            for spec in ([host.generators.get(name)] if name else host.generators.all().values())
         ]
         if as_json:
-            print_json(data)
+            print_json(data[0] if name else data)
             return
         if not data:
             out.print("no methods registered (see facetool plugins)")
             return
-        table = Table("method", "task", "plugin", "input", "options (-O)", "training (-O of train)", "description")
+        if name:
+            _print_method(data[0])
+            return
+        table = Table("method", "task", "plugin", "input", "options (-O)", "trains on", "description")
         for m in data:
             opts = join(f"{o['name']}={o['default']}" for o in m["options"])
-            train = join(f"{o['name']}={o['default']}" for o in m["train_options"]) if m["trainable"] else "-"
-            table.add_row(m["name"], m["task"], m["plugin"], f"{m['input_size']}² {m['template']}", opts, train,
+            streams = m["train_streams"]
+            trains = join(" -> ".join(r) if len(r) > 1 else r[0] for r in streams.values()) if streams else "-"
+            table.add_row(m["name"], m["task"], m["plugin"], f"{m['input_size']}² {m['template']}", opts, trains,
                           m["description"])  # fmt: skip
+        out.print(table)
+        out.print("facetool methods NAME: one method's options and training options (-T) in full", highlight=False)
+
+
+def _print_method(m: dict) -> None:
+    """One method in full: what it is, its -O options and, when trainable, its training options."""
+    from rich.table import Table
+
+    out.print(f"{m['name']} ({m['task']}, plugin {m['plugin']}): {m['description']}")
+    out.print(f"input {m['input_size']}² {m['template']} (sizes {', '.join(map(str, m['sizes']))}); "
+              f"weights {m['weights'] or 'none shipped: train, then --weights RUN'}", highlight=False)  # fmt: skip
+    sections = [("options (facetool stylize -O key=value)", m["options"])]
+    if m["trainable"]:
+        sections.append(("training options (facetool train -T key=value)", m["train_options"]))
+    for title, options in sections:
+        table = Table(title=title, title_justify="left")
+        for column in ("name", "type", "default", "help"):
+            table.add_column(column)
+        for o in options:
+            table.add_row(o["name"], o["type"], str(o["default"]), o["help"])
         out.print(table)
 
 
