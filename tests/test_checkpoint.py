@@ -384,3 +384,14 @@ def test_sigkill_never_leaves_a_half_written_latest(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, TrainState("crashy", step=steps_seen[-1] + 1), nets, optimizers, keep=2)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert len(names) == 3 and names[0] == "latest" and all(re.fullmatch(r"step-\d{6}", n) for n in names[1:])
+
+
+def test_a_config_type_outside_facetool_and_loaded_plugins_is_never_imported():
+    import sys
+
+    from facetool.train.checkpoint import config_from_record
+
+    assert "antigravity" not in sys.modules  # importing it opens a web browser: a side effect a file must not cause
+    with pytest.raises(FacetoolError, match="not from facetool or a loaded plugin"):
+        config_from_record({"type": "antigravity:Config", "values": {}})
+    assert "antigravity" not in sys.modules

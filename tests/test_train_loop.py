@@ -311,3 +311,38 @@ def test_a_stop_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path, pai
     for key, value in _weights(straight).items():
         assert torch.equal(value, _weights(stopped)[key]), key
     assert (stopped / "losses.jsonl").read_text() == (straight / "losses.jsonl").read_text()
+
+
+def test_resume_accepts_a_relative_data_path_and_refuses_unusable_settings(pairs, tmp_path, monkeypatch):
+    monkeypatch.chdir(pairs.parent)
+    run_training(toy_spec(), tmp_path / "rel", data=[Path(pairs.name)], steps=2)
+    run_training(toy_spec(), tmp_path / "rel", resume=True, data=[Path(pairs.name)], steps=3, precision="fp32")
+    with pytest.raises(UsageError, match="--size 32: method toy runs at 16"):
+        run_training(toy_spec(), tmp_path / "big", data=[pairs], size=32)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="is a file"):
+        run_training(toy_spec(), tmp_path / "file", data=[pairs])
+
+
+def test_a_new_step_total_on_resume_sets_the_rate_of_the_new_schedule():
+    from facetool.models.common import linear_decay
+    from facetool.train.loop import _restart_schedules
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    old = linear_decay(optimizer, steps=4, decay_from=0.5)
+    for _ in range(4):
+        optimizer.step()
+        old.step()
+    assert optimizer.param_groups[0]["lr"] == 0.0  # the 4-step run ended at rate 0
+    saved_optimizer, saved_scheduler = optimizer.state_dict(), old.state_dict()
+    resumed = torch.optim.SGD([weight], lr=1.0)
+    extended = linear_decay(resumed, steps=8, decay_from=0.5)  # extended to 8: full rate until step 4
+    resumed.load_state_dict(saved_optimizer)
+    extended.load_state_dict(saved_scheduler)
+    assert resumed.param_groups[0]["lr"] == 0.0  # what loading alone leaves
+    _restart_schedules([extended])
+    assert resumed.param_groups[0]["lr"] == 1.0 and extended.get_last_lr() == [1.0]
+    resumed.step()
+    extended.step()
+    assert resumed.param_groups[0]["lr"] == pytest.approx(0.75)

@@ -42,7 +42,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1, help="Items per step (per process)."),
         size: int | None = typer.Option(None, "--size", min=16, help="Training crop size (default: the method's)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
-        precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (fp16/bf16: autocast on GPU)."),
+        precision: str | None = typer.Option(
+            None, "--precision", help="fp32 (default), bf16 or fp16 (fp16/bf16: autocast on GPU)."
+        ),
         seed: int | None = typer.Option(None, "--seed", help="Seed of the run (default 0)."),
         option: list[str] = typer.Option(
             [], "--option", "-O", "-T", help="Training setting key=value (facetool methods)."
@@ -62,7 +64,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"method {method} cannot be trained (it declares no training)")
         if (out_dir is None) == (resume is None):
             raise UsageError("give --out RUN for a new run, or --resume RUN to continue one")
-        if precision not in ("fp32", "bf16", "fp16"):
+        if precision is not None and precision not in ("fp32", "bf16", "fp16"):
             raise UsageError(f"--precision {precision}: use fp32, bf16 or fp16")
         options = parse_options(spec.train.options, option, f"training of {method}") if option or not resume else None
         if resume is not None and option:

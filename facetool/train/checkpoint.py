@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import typing
 import warnings
 from collections.abc import Iterable, Mapping
@@ -137,6 +138,10 @@ def config_from_record(record: Mapping[str, Any]) -> Any:
     if not type_name:
         return dict(values)
     module_name, _, qualname = type_name.partition(":")
+    top = module_name.partition(".")[0]
+    if top != "facetool" and top not in sys.modules:
+        # importing runs code: a file may name facetool's modules or those of packages already loaded (plugins)
+        raise FacetoolError(f"the config type {type_name} is not from facetool or a loaded plugin")
     try:
         target: Any = importlib.import_module(module_name)
         for part in qualname.split("."):

@@ -106,6 +106,24 @@ class _StopRequests:
             signal.signal(sig, handler)
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Data-loading workers leave Ctrl-C / SIGTERM to the main process, which finishes the step and saves."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _restart_schedules(schedulers: Any) -> None:
+    """After a resume with a new --steps: the optimisers' rates follow the new schedule from this step on (the
+    loaded rate is the old schedule's). Extending a finished run is a warm restart: the rate rises again."""
+    for scheduler in schedulers:
+        lambdas = getattr(scheduler, "lr_lambdas", None)
+        if lambdas is None:
+            continue
+        for group, base, rate in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, lambdas, strict=True):
+            group["lr"] = base * rate(scheduler.last_epoch)
+        scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
 # ---------------------------------------------------------------------------------------------------- data order
 
 
@@ -309,7 +327,7 @@ def run_training(
     size: int | None = None,
     resume: bool = False,
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str | None = None,
     seed: int | None = None,
     options: Any = None,
     flip: bool | None = None,
@@ -341,8 +359,8 @@ def run_training(
         if state.method != spec.name:
             raise UsageError(f"--resume {out}: it is a run of method {state.method}, not {spec.name}")
         given = dict(
-            data=[str(p) for p in data] if data else None, size=size, steps=steps, batch_size=batch_size, seed=seed,
-            precision=precision if precision != "fp32" else None, flip=flip, save_every=save_every,
+            data=[str(Path(p).resolve()) for p in data] if data else None, size=size, steps=steps,
+            batch_size=batch_size, seed=seed, precision=precision, flip=flip, save_every=save_every,
             sample_every=sample_every,
         )  # fmt: skip
         if epochs is not None:
@@ -350,11 +368,16 @@ def run_training(
         settings = _check_resume_overrides(_settings_from(state), given)
         options = _options_from(train.options, settings.options)
     else:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} is a file: give a folder for the run")
         if latest_checkpoint(out) is not None:
             raise UsageError(f"--out {out} already holds a run: continue it with --resume, or choose a new --out")
         if not data:
             raise UsageError("--data DIR is required (a folder made by a facetool data command)")
         options = options if options is not None else (train.options() if train.options else None)
+        if size is not None and size not in spec.sizes:
+            # evaluate, export and stylize run a method at its sizes only: a run at another size could not be used
+            raise UsageError(f"--size {size}: method {spec.name} runs at {', '.join(map(str, spec.sizes))}")
         settings = RunSettings(
             method=spec.name,
             data=[str(Path(p).resolve()) for p in data],
@@ -362,7 +385,7 @@ def run_training(
             steps=steps or train.default_steps,
             batch_size=batch_size or train.default_batch_size,
             seed=0 if seed is None else seed,
-            precision=precision,
+            precision=precision or "fp32",
             options=dataclasses.asdict(options) if options is not None else {},
             flip=True if flip is None else flip,
             save_every=save_every or 500,
@@ -411,6 +434,8 @@ def run_training(
             except FacetoolError:
                 extra = {}
             trainer.load_extra_state({k: v.to(device) for k, v in extra.items()})
+        if state.extra.get("run", {}).get("steps") != settings.steps:
+            _restart_schedules(trainer.schedulers.values())
         log(f"resumed {out} at step {start} of {settings.steps}")
     if start >= settings.steps:
         raise UsageError(f"--resume {out}: the run already reached step {start}; give --steps above it to extend")
@@ -429,7 +454,7 @@ def run_training(
     loader = torch.utils.data.DataLoader(
         step_data, batch_size=None, shuffle=False, num_workers=workers,
         generator=torch.Generator().manual_seed(0),  # workers draw their seeds here, not from the global RNG
-        persistent_workers=False, pin_memory=device.startswith("cuda"),
+        worker_init_fn=_ignore_stop_signals, persistent_workers=False, pin_memory=device.startswith("cuda"),
     )  # fmt: skip
 
     def checkpoint_state(step: int) -> TrainState:
@@ -486,6 +511,9 @@ def run_training(
             if sample_batch is not None and (step % settings.sample_every == 0 or step == settings.steps):
                 _write_samples(trainer, sample_batch, out / "samples" / f"step-{step:06d}.png")
             if step % settings.save_every == 0 or step == settings.steps or stop.signal_name is not None:
+                if log_file is not None:
+                    log_file.flush()  # the log holds every step the checkpoint holds
+                    os.fsync(log_file.fileno())
                 save(step)
             if stop.signal_name is not None and step < settings.steps:
                 raise TrainingStopped(

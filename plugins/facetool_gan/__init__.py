@@ -34,7 +34,7 @@ def _pix2pix_network(options, weights):
     from facetool.models.common import load_generator
 
     _need_weights("pix2pix", weights)
-    return load_generator(weights, "G")
+    return load_generator(weights, "G", method="pix2pix")
 
 
 def _pix2pix_load(options, device, weights):
@@ -48,7 +48,7 @@ def _cyclegan_network(options, weights):
 
     _need_weights("cyclegan", weights)
     direction = options.direction if options is not None else "AB"
-    return load_generator(weights, f"G_{direction}")
+    return load_generator(weights, f"G_{direction}", method="cyclegan")
 
 
 def _cyclegan_load(options, device, weights):
