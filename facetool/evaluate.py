@@ -33,8 +33,10 @@ KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 
 
-def io_roles(spec: Any, train_options: Any) -> tuple[str, str]:
-    """(input role, target role) of a method, from its TrainSpec streams."""
+def io_roles(spec: Any, train_options: Any, options: Any = None) -> tuple[str, str]:
+    """(input role, target role) of a method: its ``roles`` hook, else from its TrainSpec streams."""
+    if spec.roles is not None:
+        return spec.roles(options, train_options)
     if spec.train is None:
         raise UsageError(f"method {spec.name} declares no training data, so it has no input/target roles to evaluate")
     streams = list(spec.train.streams(train_options).values())
@@ -227,7 +229,7 @@ def evaluate_method(
     metadata = weights_metadata(weights_path)
     if metadata.get("method") and metadata["method"] != spec.name:
         raise FacetoolError(f"{weights_path} holds weights of method {metadata['method']}, not {spec.name}")
-    input_role, target_role = io_roles(spec, train_options_of(spec, metadata))
+    input_role, target_role = io_roles(spec, train_options_of(spec, metadata), options)
 
     data_dir = Path(data_dir)
     which = None if split == "all" else split

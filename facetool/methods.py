@@ -50,6 +50,9 @@ class MethodSpec:
             ``facetool export`` and benchmarks); for ``stylize``: (B, 3, S, S) [0, 1] -> (B, C, S, S) [0, 1].
         evaluate: ``evaluate(outputs, batch, options) -> {metric: [per-item values]}``: the method's own metrics
             for ``facetool evaluate`` (outputs (B, C, S, S) in [0, 1]; batch as the dataset gives it).
+        roles: ``roles(options, train_options) -> (input role, target role)`` of the network for ``facetool
+            evaluate``, when its options can change them (CycleGAN's direction); None: the first role of the first
+            training stream -> the last role of the last.
     """
 
     name: str
@@ -68,6 +71,7 @@ class MethodSpec:
     train: Any = None
     network: Callable[[Any, Path | None], Any] | None = None
     evaluate: Callable[..., dict[str, list[float]]] | None = None
+    roles: Callable[[Any, Any], tuple[str, str]] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

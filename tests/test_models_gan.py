@@ -8,7 +8,13 @@ import torch.nn.functional as F
 
 from facetool.errors import FacetoolError, UsageError
 from facetool.models.common import ImageToImage, linear_decay, load_generator, match_channels, stylize_runner
-from facetool.models.cyclegan import CycleGANOptions, CycleGANTrainer, cyclegan_train_spec, identity_l1
+from facetool.models.cyclegan import (
+    CycleGANOptions,
+    CycleGANRoleOptions,
+    CycleGANTrainer,
+    cyclegan_train_spec,
+    identity_l1,
+)
 from facetool.models.pix2pix import Pix2PixOptions, Pix2PixRoleOptions, Pix2PixTrainer, pix2pix_train_spec
 from facetool.train.checkpoint import TrainState, export_weights, save_checkpoint
 from facetool.train.spec import Amp, TrainSetup
@@ -312,6 +318,14 @@ def test_plugin_methods(tmp_path):
     crops = torch.rand(1, 3, SIZE, SIZE)
     assert cyclegan.load(cyclegan.options(), "cpu", path)(crops).shape == (1, 1, SIZE, SIZE)
     assert cyclegan.load(cyclegan.options(direction="BA"), "cpu", path)(crops).shape == (1, 3, SIZE, SIZE)
+    # evaluate feeds G_BA domain B and scores it against domain A
+    from facetool.evaluate import io_roles
+
+    roles = CycleGANRoleOptions(a="photo", b="cartoon")
+    assert io_roles(cyclegan, roles, cyclegan.options()) == ("photo", "cartoon")
+    assert io_roles(cyclegan, roles, cyclegan.options(direction="BA")) == ("cartoon", "photo")
+    with pytest.raises(UsageError, match="holds weights of method cyclegan, not pix2pix"):
+        pix2pix.network(None, path)
 
 
 def test_plugin_registered_through_entry_point():

@@ -51,6 +51,12 @@ def _cyclegan_network(options, weights):
     return load_generator(weights, f"G_{direction}", method="cyclegan")
 
 
+def _cyclegan_roles(options, train_options) -> tuple[str, str]:
+    """evaluate's (input, target) roles: A -> B, or B -> A with -O direction=BA (the net is then G_BA)."""
+    a, b = (train_options.a, train_options.b) if train_options is not None else ("photo", "drawing")
+    return (b, a) if options is not None and options.direction == "BA" else (a, b)
+
+
 def _cyclegan_load(options, device, weights):
     from facetool.models.common import stylize_runner
 
@@ -94,6 +100,7 @@ def cyclegan_method() -> MethodSpec:
         version="1",
         train=cyclegan_train_spec(options_cls=CycleGANRoleOptions),
         network=_cyclegan_network,
+        roles=_cyclegan_roles,
     )
 
 
