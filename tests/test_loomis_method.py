@@ -47,7 +47,7 @@ def test_methods_registered():
             "stylize",
             "portrait",
             256,
-            (256,),
+            (128, 256),
             "photo",
         )
         assert spec.weights == f"facetool_loomis:weights/{name}.safetensors"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -337,3 +339,14 @@ def test_plugin_registered_through_entry_point():
         pytest.skip("the facetool_gan entry point is not installed yet (pip install -e .)")
     registry = get_host().generators
     assert registry.get("pix2pix").train is not None and registry.get("cyclegan").train is not None
+
+
+def test_pix2pix_instance_norm_option_reaches_g_and_d():
+    trainer = tiny_pix2pix(norm="instance")
+    assert trainer.configs["G"].norm == trainer.configs["D"].norm == "instance"
+    kinds = {type(m).__name__ for net in trainer.nets.values() for m in net.modules()}
+    assert "InstanceNorm2d" in kinds and "BatchNorm2d" not in kinds
+    losses = trainer.train_step(paired_batch(), 0)
+    assert all(math.isfinite(v) for v in losses.values())
+    with pytest.raises(ValueError, match="norm must be batch or instance"):
+        Pix2PixOptions(norm="group")

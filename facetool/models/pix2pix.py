@@ -40,6 +40,13 @@ class Pix2PixOptions:
         default="deconv", metadata={"help": "U-Net up-sampling: deconv, or resize (bilinear + conv, no checkerboard)"}
     )
     g_levels: int = field(default=8, metadata={"help": "U-Net levels (8: 1×1 bottleneck at 256²)"})
+    norm: Literal["batch", "instance"] = field(
+        default="batch",
+        metadata={
+            "help": "G and D norm (paper: batch). At batch size 1, batch norm trains on per-image statistics and "
+            "runs on running averages: instance norm behaves the same in both"
+        },
+    )
     d_base: int = field(default=64, metadata={"help": "PatchGAN channels at its first layer"})
 
     def __post_init__(self) -> None:
@@ -50,6 +57,8 @@ class Pix2PixOptions:
         if self.upsample not in ("deconv", "resize"):
             raise ValueError(f"upsample must be deconv or resize, not {self.upsample!r}")
         check_gan_training(self.lr, self.beta1, self.decay_from, self.gan_mode)
+        if self.norm not in ("batch", "instance"):
+            raise ValueError(f"norm must be batch or instance, not {self.norm!r}")
         if not 2 <= self.g_levels <= 9:
             raise ValueError("g-levels must be 2 to 9")
         if not 1 <= self.d_base <= 512:
@@ -99,8 +108,10 @@ class Pix2PixTrainer:
         self.setup, self.options, self.source, self.target = setup, options, source, target
         cin, cout = channels.get(source, 3), channels.get(target, 3)
         make = UNetConfig.compact if options.generator == "compact" else UNetConfig.pix2pix_256
-        g_config = make(in_channels=cin, out_channels=cout, upsample=options.upsample, levels=options.g_levels)
-        d_config = PatchGANConfig(in_channels=cin + cout, base=options.d_base, layers=3, norm="batch")
+        g_config = make(
+            in_channels=cin, out_channels=cout, upsample=options.upsample, levels=options.g_levels, norm=options.norm
+        )
+        d_config = PatchGANConfig(in_channels=cin + cout, base=options.d_base, layers=3, norm=options.norm)
         self.configs: dict[str, Any] = {"G": g_config, "D": d_config}
         self.nets = {"G": UNet(g_config).to(setup.device), "D": PatchGAN(d_config).to(setup.device)}
         betas = (options.beta1, 0.999)

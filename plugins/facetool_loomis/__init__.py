@@ -75,7 +75,7 @@ def register_generators(register):
         "options": LoomisOptions,
         "template": "portrait",
         "input_size": 256,
-        "sizes": (256,),
+        "sizes": (128, 256),
         # over-photo (the default style) is the photo itself away from the lines, so pasting it back onto the photo
         # leaves no seam; --background white suits -O style=lines.
         "background": "photo",
