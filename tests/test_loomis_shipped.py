@@ -28,7 +28,8 @@ def test_weights_are_small_fp16_safetensors_that_describe_themselves(method):
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata()
         dtypes = {str(handle.get_slice(k).get_dtype()) for k in handle.keys()}  # noqa: SIM118 - not iterable
-    assert meta["method"] == method and json.loads(meta["train_settings"])["size"] == 256
+    spec = get_host().generators.get(method)
+    assert meta["method"] == method and json.loads(meta["train_settings"])["size"] == spec.input_size
     assert dtypes <= {"F16", "I64"}, dtypes
 
 
