@@ -128,18 +128,20 @@ def load_generator(weights: str | Path, net: str = "G", method: str | None = Non
     return ImageToImage(module).float().eval()
 
 
-def stylize_runner(net: nn.Module, device: str) -> Callable[[Tensor], Tensor]:
+def stylize_runner(net: nn.Module, device: str, channels_last: bool = False) -> Callable[[Tensor], Tensor]:
     """``runner(crops)``: (B, 3, S, S) in [0, 1] -> (B, C, S, S) in [0, 1] through ``net`` on ``device``, in eval
     mode and under ``torch.inference_mode``.
 
-    channels_last: measured 1.5× faster for the U-Nets on a 2-core CPU and even for the ResNet generators
-    (``bench/nets_speed.py --methods``); bf16 autocast was 3× slower there and is not used.
+    ``channels_last``: for U-Nets (measured 1.14-1.22× on a 2-core CPU, ``bench/nets_speed.py --methods``); it
+    slows the ResNet generators (0.85×), so they stay contiguous. bf16 autocast was over 5× slower on that CPU and
+    torch.compile (1.2-1.5×) costs 11-48 s of compiling per process: neither is used.
     """
-    net = net.to(device).eval().to(memory_format=torch.channels_last)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(device).eval().to(memory_format=layout)
 
     def run(crops: Tensor) -> Tensor:
         with torch.inference_mode():
-            x = crops.to(device=device, dtype=torch.float32).contiguous(memory_format=torch.channels_last)
+            x = crops.to(device=device, dtype=torch.float32).contiguous(memory_format=layout)
             return net(x).contiguous()
 
     return run

@@ -40,7 +40,7 @@ def _pix2pix_network(options, weights):
 def _pix2pix_load(options, device, weights):
     from facetool.models.common import stylize_runner
 
-    return stylize_runner(_pix2pix_network(options, weights), device)
+    return stylize_runner(_pix2pix_network(options, weights), device, channels_last=True)
 
 
 def _cyclegan_network(options, weights):

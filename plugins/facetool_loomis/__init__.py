@@ -60,7 +60,9 @@ def _load(method: str):
     def load(options: LoomisOptions | None, device: str, weights) -> Any:
         from facetool.models.common import stylize_runner
 
-        return stylize_runner(_net(method, weights, (options or LoomisOptions()).style), device)
+        # channels_last helps the U-Net and slows the ResNet (bench/nets_speed.py --methods)
+        net = _net(method, weights, (options or LoomisOptions()).style)
+        return stylize_runner(net, device, channels_last=method == "loomis-pix2pix")
 
     return load
 
