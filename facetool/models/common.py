@@ -18,7 +18,16 @@ from torch import Tensor, nn
 
 from facetool.errors import FacetoolError, UsageError
 
-__all__ = ["ImageToImage", "build_net", "linear_decay", "load_generator", "match_channels", "stylize_runner"]
+__all__ = [
+    "ImageToImage",
+    "build_net",
+    "linear_decay",
+    "load_generator",
+    "match_channels",
+    "stylize_runner",
+    "to_signed",
+    "to_unit",
+]
 
 #: ITU-R BT.601 luma, the weights the data loader uses to read a colour file as a 1-channel role.
 LUMA = (0.299, 0.587, 0.114)
@@ -41,6 +50,16 @@ def match_channels(x: Tensor, channels: int) -> Tensor:
     raise ValueError(f"cannot convert {have} channels to {channels} (only 1 <-> 3)")
 
 
+def to_signed(x: Tensor) -> Tensor:
+    """[0, 1] images -> [-1, 1], the range of the generators' tanh (any shape)."""
+    return x * 2.0 - 1.0
+
+
+def to_unit(x: Tensor) -> Tensor:
+    """[-1, 1] generator outputs -> [0, 1] images, clamped (any shape)."""
+    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
 class ImageToImage(nn.Module):
     """A tanh generator as an image-to-image net on [0, 1] images.
 
@@ -57,8 +76,7 @@ class ImageToImage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = match_channels(x, self.in_channels)
-        y = self.generator(x * 2.0 - 1.0)
-        return ((y + 1.0) * 0.5).clamp(0.0, 1.0)
+        return to_unit(self.generator(to_signed(x)))
 
 
 def _net_classes() -> dict[type, type]:

@@ -145,7 +145,9 @@ class CycleGANTrainer:
         }
 
     def _reals(self, batch: Mapping[str, Mapping[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        return batch["A"][self.a_role] * 2.0 - 1.0, batch["B"][self.b_role] * 2.0 - 1.0
+        from facetool.models.common import to_signed
+
+        return to_signed(batch["A"][self.a_role]), to_signed(batch["B"][self.b_role])
 
     def _set_critics_trainable(self, flag: bool) -> None:
         self.nets["D_A"].requires_grad_(flag)
@@ -207,6 +209,8 @@ class CycleGANTrainer:
         """[A, G_AB(A), G_BA(G_AB(A)), B, G_BA(B)] columns in [0, 1] (the shorter stream's batch size)."""
         import torch
 
+        from facetool.models.common import to_unit
+
         real_a, real_b = self._reals(batch)
         n = min(real_a.shape[0], real_b.shape[0])
         real_a, real_b = real_a[:n], real_b[:n]
@@ -215,7 +219,7 @@ class CycleGANTrainer:
             fake_b = G_AB(real_a).float()
             rec_a = G_BA(fake_b).float()
             fake_a = G_BA(real_b).float()
-        return [((x + 1.0) * 0.5).clamp(0.0, 1.0) for x in (real_a, fake_b, rec_a, real_b, fake_a)]
+        return [to_unit(x) for x in (real_a, fake_b, rec_a, real_b, fake_a)]
 
     def extra_state(self) -> dict[str, torch.Tensor]:
         """The two image pools' contents ("pool_A", "pool_B"; absent while empty), on CPU."""

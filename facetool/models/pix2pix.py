@@ -78,10 +78,6 @@ class Pix2PixRoleOptions(Pix2PixOptions):
             raise ValueError("source and target must be two different data roles")
 
 
-def _to_signed(x: torch.Tensor) -> torch.Tensor:
-    return x * 2.0 - 1.0
-
-
 def _to_unit(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
 
@@ -123,8 +119,10 @@ class Pix2PixTrainer:
         self.gan = GANLoss(options.gan_mode)
 
     def _pair(self, batch: Mapping[str, Mapping[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        from facetool.models.common import to_signed
+
         pair = batch[STREAM]
-        return _to_signed(pair[self.source]), _to_signed(pair[self.target])
+        return to_signed(pair[self.source]), to_signed(pair[self.target])
 
     def train_step(self, batch: Mapping[str, Mapping[str, torch.Tensor]], step: int) -> dict[str, float]:
         import torch
@@ -169,6 +167,8 @@ class Pix2PixTrainer:
         """[source, output, target] columns in [0, 1]; G runs in eval mode, as at inference."""
         import torch
 
+        from facetool.models.common import to_unit
+
         G = self.nets["G"]
         source, target = self._pair(batch)
         was_training = G.training
@@ -178,7 +178,7 @@ class Pix2PixTrainer:
                 fake = G(source).float()
         finally:
             G.train(was_training)
-        return [_to_unit(source), _to_unit(fake), _to_unit(target)]
+        return [to_unit(source), to_unit(fake), to_unit(target)]
 
 
 def pix2pix_train_spec(
