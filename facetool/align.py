@@ -324,6 +324,7 @@ def paste_back(
     matrices: Tensor,
     masks: Tensor | None = None,
     feather: float = 0.1,
+    darken: bool = False,
 ) -> Tensor:
     r"""Warp processed crops back into the photo and alpha-blend them, one after the other.
 
@@ -338,6 +339,8 @@ def paste_back(
         masks: optional :math:`(B, 1, s, s)` in ``[0, 1]`` (e.g. a face parsing mask); multiplied by the
             feather mask.
         feather: ramp width of :func:`feather_mask`.
+        darken: blend ``min(canvas, crop)`` instead of the crop: for drawings on white paper, where a crop's
+            paper must not erase the strokes a neighbouring face's crop already put there.
 
     Returns:
         :math:`(1, C, H, W)`, a new tensor.
@@ -381,6 +384,8 @@ def paste_back(
         rgb = warp_affine(crops[k : k + 1].to(dtype), box_m, size_hw, padding_mode="border", align_corners=True)
         a = warp_affine(alpha[k : k + 1], box_m, size_hw, padding_mode="zeros", align_corners=True)
         region = out[:, :, y0:y1, x0:x1]
+        if darken:
+            rgb = torch.minimum(region, rgb)
         # lerp leaves the canvas bit-exact wherever a == 0.
         out[:, :, y0:y1, x0:x1] = torch.lerp(region, rgb, a.clamp(0.0, 1.0))
     return out

@@ -33,6 +33,14 @@ KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 
 
+def _net_extras(net: Any, batch: dict[str, Any], device: str) -> dict[str, Any]:
+    """Keyword inputs a network asks for besides the image: ``takes_points5`` nets get the items' 5 points."""
+    points = batch.get("points5")
+    if getattr(net, "takes_points5", False) and hasattr(points, "to"):  # a stacked tensor, not a ragged list
+        return {"points5": points.to(device)}
+    return {}
+
+
 def io_roles(spec: Any, train_options: Any, options: Any = None) -> tuple[str, str]:
     """(input role, target role) of a method: its ``roles`` hook, else from its TrainSpec streams."""
     if spec.roles is not None:
@@ -268,7 +276,8 @@ def evaluate_method(
                 outputs = torch.stack([target_images[i] for i in range(len(ids))])
             else:
                 with torch.no_grad():
-                    outputs = net(batch[input_role].to(device)).float().clamp(0, 1).cpu()
+                    outputs = net(batch[input_role].to(device), **_net_extras(net, batch, device))
+                    outputs = outputs.float().clamp(0, 1).cpu()
             output_features.append(backbone(outputs))
             if len(has_target) == len(ids):
                 batch[target_role] = torch.stack([target_images[i] for i in range(len(ids))])
@@ -277,6 +286,8 @@ def evaluate_method(
                 paired["l1"] += image_metrics.l1(out_t, tgt_t).tolist()
                 paired["ssim"] += image_metrics.ssim(out_t, tgt_t).tolist()
                 paired["psnr"] += image_metrics.psnr(out_t, tgt_t).tolist()
+                if tgt_t.shape[1] == 1:  # grayscale targets are line drawings here: compare their strokes
+                    paired.setdefault("chamfer", []).extend(image_metrics.chamfer(out_t, tgt_t).tolist())
             if spec.evaluate is not None:
                 for name, values in spec.evaluate(outputs, batch, options).items():
                     own.setdefault(name, []).extend(float(v) for v in values)

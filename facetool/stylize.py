@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .errors import UsageError
 from .faces import Face
 from .imageio import from_tensor, to_tensor
 
@@ -25,30 +26,43 @@ def stylize_photo(
     background: Literal["photo", "white"] = "photo",
     device: str = "cpu",
     feather: float = 0.08,
+    foreground: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Stylize the faces of one photo.
 
     Args:
         image: (H, W, 3) uint8 RGB.
-        runner: the method's runner, (B, 3, S, S) [0, 1] -> (B, C, S, S) [0, 1].
+        runner: the method's runner, (B, 3, S, S) [0, 1] -> (B, C, S, S) [0, 1]. A runner with a true
+            ``takes_points5`` attribute is also given ``points5=`` (B, 5, 2), the faces' landmarks in crop pixels.
         template_name: alignment template of the method.
         faces: faces to draw; None means the photo already is an aligned crop (``--aligned``).
         size: crop size S.
         crop: return the aligned results alone (one (S, S, C) image per face) instead of pasting them back.
         background: what the paste-back goes onto: the photo, or white paper.
+        foreground: optional (H, W) person mask of the photo (non-zero = person); a runner with a true
+            ``takes_foreground`` attribute gets it cropped with each face as ``foreground=`` (B, 1, S, S) in [0, 1].
 
     Returns:
         With ``crop``: one image per face. Otherwise one image the size of the input.
     """
     import torch
 
-    from .align import crop_faces, estimate_alignment, get_template, paste_back
+    from .align import crop_faces, estimate_alignment, get_template, paste_back, transform_points
 
     photo = to_tensor(image, device)
+    mask = None
+    if foreground is not None and getattr(runner, "takes_foreground", False):
+        if foreground.shape[:2] != image.shape[:2]:
+            raise UsageError(f"the mask is {foreground.shape[1]}×{foreground.shape[0]}, the photo "
+                             f"{image.shape[1]}×{image.shape[0]}: give a mask of the same size")  # fmt: skip
+        mask = torch.as_tensor(np.asarray(foreground) > 0, dtype=torch.float32, device=photo.device)[None, None]
     if faces is None:
         square = torch.nn.functional.interpolate(photo, size=(size, size), mode="bilinear", antialias=True)
+        extras = {}
+        if mask is not None:
+            extras["foreground"] = torch.nn.functional.interpolate(mask, size=(size, size), mode="bilinear")
         with torch.inference_mode():
-            result = _to_rgb(runner(square.clamp(0, 1)))
+            result = _to_rgb(runner(square.clamp(0, 1), **extras))
         if crop:
             return [from_tensor(result[0])]
         back = torch.nn.functional.interpolate(result, size=photo.shape[-2:], mode="bilinear", antialias=True)
@@ -58,12 +72,16 @@ def stylize_photo(
     points = torch.as_tensor(np.stack([f.points5 for f in faces]), dtype=torch.float32, device=photo.device)
     matrices = estimate_alignment(points, get_template(template_name), size)
     crops = crop_faces(photo, matrices, size)
+    extras = {"points5": transform_points(points, matrices)} if getattr(runner, "takes_points5", False) else {}
+    if mask is not None:
+        extras["foreground"] = crop_faces(mask, matrices, size, padding_mode="zeros")
     with torch.inference_mode():
-        result = _to_rgb(runner(crops)).clamp(0, 1)
+        result = _to_rgb(runner(crops, **extras)).clamp(0, 1)
     if crop:
         return [from_tensor(r) for r in result]
     canvas = photo if background == "photo" else torch.ones_like(photo)
-    pasted = paste_back(canvas, result, matrices, feather=feather)
+    # On white paper the crops' strokes are merged darkest-wins, so overlapping faces keep each other's lines.
+    pasted = paste_back(canvas, result, matrices, feather=feather, darken=background == "white")
     return [from_tensor(pasted[0].clamp(0, 1))]
 
 

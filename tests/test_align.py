@@ -316,3 +316,16 @@ def test_paste_back_face_outside_canvas_and_masks():
     assert torch.equal(paste_back(canvas, torch.ones(1, 1, 8, 8), m), canvas)
     with pytest.raises(ValueError):
         paste_back(canvas, torch.ones(1, 1, 8, 8), m, masks=torch.ones(1, 1, 4, 4))
+
+
+def test_paste_back_darken_keeps_strokes_a_neighbouring_crop_drew():
+    # Two overlapping crops on white paper: the first draws a black stroke where the second has only paper.
+    canvas = torch.ones(1, 1, 40, 60)
+    m = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], [[1.0, 0.0, -20.0], [0.0, 1.0, 0.0]]])
+    crops = torch.ones(2, 1, 40, 40)
+    crops[0, :, 10:30, 30] = 0.0  # photo column 30, inside both footprints (the second covers columns 20..59)
+    over = paste_back(canvas, crops, m, feather=0.1)
+    dark = paste_back(canvas, crops, m, feather=0.1, darken=True)
+    assert over[0, 0, 20, 30] > 0.9  # blended over: the second crop's paper wiped the stroke out
+    assert dark[0, 0, 20, 30] < 0.2  # darkest wins: the stroke stays
+    assert torch.equal(dark[..., 35:, :], canvas[..., 35:, :]) or dark[..., 35:, :].min() > 0.99

@@ -8,7 +8,7 @@ import torch
 from scipy import linalg
 
 from facetool.metrics.fid import fid_from_features, frechet_distance, kid_from_features, polynomial_mmd2
-from facetool.metrics.image import l1, psnr, ssim
+from facetool.metrics.image import chamfer, l1, psnr, ssim
 
 from conftest import require_assets
 
@@ -80,6 +80,26 @@ def test_image_metrics_per_item():
     assert torch.allclose(ssim(gray, gray), torch.ones(3))
     rgb_of_gray = gray.expand(-1, 3, -1, -1)
     assert torch.allclose(l1(rgb_of_gray, gray), torch.zeros(3), atol=1e-6)  # 1 vs 3 channels: compared as luma
+
+
+def test_chamfer_of_line_drawings_in_pixels():
+    paper = torch.ones(3, 1, 64, 64)
+    a = paper.clone()
+    a[:, :, 8:56, 20] = 0.0  # a vertical stroke
+    b = paper.clone()
+    b[:, :, 8:56, 23] = 0.0  # the same stroke 3 px to the right
+    assert torch.equal(chamfer(a, a), torch.zeros(3))
+    assert chamfer(a, b).tolist() == pytest.approx([3.0] * 3)
+    c = b.clone()
+    c[:, :, 30, 26] = 0.0  # an extra speck 6 px from the target's stroke: only the output -> target side grows
+    forward = (3 * 48 + 6) / 49
+    assert chamfer(c, a)[0].item() == pytest.approx(0.5 * (forward + 3.0), rel=1e-4)
+    c[:, :, 30, 26] = 1.0
+    c[:, :, 30, 50] = 0.0  # 30 px away: costs the cap (1/8 of the side = 8 px), not its distance
+    forward = (3 * 48 + 8) / 49
+    assert chamfer(c, a)[0].item() == pytest.approx(0.5 * (forward + 3.0), rel=1e-4)
+    capped = chamfer(paper, a)  # no ink at all: both directions count the cap, 1/8 of the side
+    assert capped.tolist() == pytest.approx([0.5 * (8.0 + 8.0)] * 3)
 
 
 def test_age_net_backbone_features():

@@ -37,6 +37,20 @@ class FakePlugins:
         register(MethodSpec(name="black", task="stylize", description="test", background="white",
                             load=lambda o, d, w: (lambda x: x[:, :1] * 0), sizes=(64,), input_size=64))  # fmt: skip
         register(MethodSpec(name="gen", task="generate", load=lambda o, d, w: None, description="test"))
+        register(MethodSpec(name="masked", task="stylize", description="test", background="white",
+                            load=lambda o, d, w: MaskRunner(), sizes=(64,), input_size=64))  # fmt: skip
+
+
+class MaskRunner:
+    """Draws its person mask: black where the mask says person, and remembers the points it was given."""
+
+    takes_points5 = True
+    takes_foreground = True
+    points: list = []
+
+    def __call__(self, crops, points5=None, foreground=None):
+        MaskRunner.points.append(points5)
+        return 1 - foreground if foreground is not None else crops[:, :1] * 0 + 1
 
 
 @pytest.fixture
@@ -138,3 +152,23 @@ def test_face_number_past_the_end_says_how_many(photo):
     path, _ = photo
     result = run("stylize", str(path), "-m", "identity", "--size", "64", "--face", "5")
     assert result.exit_code == 1 and "has 2 face(s)" in result.stderr
+
+
+def test_person_mask_is_cropped_with_each_face(photo, tmp_path):
+    path, image = photo
+    mask = np.zeros(image.shape, np.uint8)
+    mask[:, :200] = 255  # the left face is "person", the right one is not
+    write_image(tmp_path / "mask.png", mask)
+    out = tmp_path / "out.png"
+    result = run("stylize", str(path), "-m", "masked", "--mask", str(tmp_path / "mask.png"), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    drawn = read_image(out)[..., 0]
+    assert drawn[105, 100] < 10 and drawn[105, 290] > 245
+    points = MaskRunner.points[-1]
+    assert points.shape == (2, 5, 2) and float(points[:, :, 0].min()) > 0 and float(points.max()) < 64
+
+    write_image(tmp_path / "small.png", mask[:100])
+    bad = run("stylize", str(path), "-m", "masked", "--mask", str(tmp_path / "small.png"), "-o", str(out))
+    assert bad.exit_code == 2 and "same size" in bad.stderr
+    other = run("stylize", str(path), "-m", "black", "--mask", str(tmp_path / "mask.png"), "-o", str(out))
+    assert other.exit_code == 2 and "does not use a person mask" in other.stderr

@@ -38,6 +38,9 @@ def register(app: typer.Typer) -> None:
         size: int | None = typer.Option(None, "--size", help="Crop size the method runs at."),
         aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned crops: skip detection."),
         background: str | None = typer.Option(None, "--background", help="photo or white (default: the method's)."),
+        mask: Path | None = typer.Option(
+            None, "--mask", help="Person mask of the photo (white = person), for methods that split hair / background."
+        ),
         weights: Path | None = typer.Option(None, "--weights", help="Weights file or training run to use."),
         detector: str | None = typer.Option(None, "--detector", "-d", help="Detector name."),
         detector_option: list[str] = typer.Option([], "--detector-option", "-D", help="Detector setting key=value."),
@@ -64,20 +67,33 @@ def register(app: typer.Typer) -> None:
         choice = parse_face_choice(face)
         options = parse_options(spec.options, option, f"method {name}")
         inputs = expand_inputs(images)
+        if mask is not None and len(inputs) != 1:
+            raise UsageError("--mask is the person mask of one photo: give a single input with it")
         targets = output_paths(inputs, output, f".{name}", ".png")
         dev = resolve_device(device)
         check_assets(spec.assets)
         runner = spec.load(options, dev, resolve_weights(spec, weights))
+        foreground = None
+        if mask is not None:
+            if not getattr(runner, "takes_foreground", False):
+                raise UsageError(f"method {name} does not use a person mask (--mask)")
+            from ..imageio import read_image
+
+            foreground = read_image(mask)[..., 0] > 127
         det_spec, det = (None, None) if aligned else load_detector(detector, detector_option, dev)
         try:
-            failures = _stylize_all(inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev)
+            failures = _stylize_all(
+                inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev, foreground
+            )
         finally:
             close_detector(det)
         if failures:
             raise FacetoolError(f"{len(failures)} of {len(inputs)} images failed (first: {failures[0]})")
 
 
-def _stylize_all(inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev) -> list[str]:
+def _stylize_all(
+    inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev, foreground=None
+) -> list[str]:
     """Stylize every input; one bad file among several is reported and skipped, a single one raises."""
     from ..imageio import read_image, write_image
     from ..pipeline import detect_faces, select_faces
@@ -99,7 +115,7 @@ def _stylize_all(inputs, targets, spec, runner, det_spec, det, choice, size, cro
                         f"{path}: no face found (try another --detector, or --aligned for an aligned crop)"
                     )
             results = stylize_photo(image, runner, spec.template, faces, size, crop=crop,
-                                    background=background, device=dev)  # fmt: skip
+                                    background=background, device=dev, foreground=foreground)  # fmt: skip
             written = []
             for index, result in enumerate(results):
                 dest = target if len(results) == 1 else target.with_name(f"{target.stem}.face{index}{target.suffix}")

@@ -122,15 +122,17 @@ def _configs_of(path: Path) -> tuple[dict[str, Any], str | None]:
     return configs, metadata.get("method")
 
 
-def load_generator(weights: str | Path, net: str = "G", method: str | None = None) -> ImageToImage:
-    """The generator ``net`` of an exported weights file or a run / checkpoint folder, as an eval-mode
-    :class:`ImageToImage` on CPU in fp32 (fp16 files are cast up).
+def load_trained_net(
+    weights: str | Path, net: str = "G", method: str | None = None, build: Callable[[Any], nn.Module] | None = None
+) -> nn.Module:
+    """The net ``net`` of an exported weights file or a run / checkpoint folder, eval mode, CPU, fp32.
 
-    The architecture comes from the config the file stores, so any U-Net / ResNet size loads. ``method``: refuse
-    (UsageError) weights trained by another method. FacetoolError, in one line, when the file holds no config
-    for ``net``.
+    The architecture comes from the config the file stores, so any size loads; ``build(config) -> module`` makes
+    nets of a plugin's own config types (default :func:`build_net`: the core's U-Net / ResNet / PatchGAN).
+    ``method``: refuse (UsageError) weights trained by another method. FacetoolError, in one line, when the file
+    holds no config for ``net``.
     """
-    from facetool.train.checkpoint import load_weights
+    from facetool.train.checkpoint import config_from_record, load_weights
 
     path = Path(weights).expanduser()
     if not path.exists():
@@ -141,9 +143,15 @@ def load_generator(weights: str | Path, net: str = "G", method: str | None = Non
     if net not in configs:
         held = ", ".join(sorted(configs)) or "none"
         raise FacetoolError(f"{path} has no config for net {net!r} (configs for: {held}); was it exported by facetool?")
-    module = build_net(configs[net])
+    module = (build or build_net)(config_from_record(configs[net]))
     load_weights(path, {net: module})
-    return ImageToImage(module).float().eval()
+    return module.float().eval()
+
+
+def load_generator(weights: str | Path, net: str = "G", method: str | None = None) -> ImageToImage:
+    """The generator ``net`` of a weights file or run folder (:func:`load_trained_net`) as an eval-mode
+    :class:`ImageToImage` on CPU in fp32 (fp16 files are cast up)."""
+    return ImageToImage(load_trained_net(weights, net, method)).float().eval()
 
 
 def stylize_runner(net: nn.Module, device: str, channels_last: bool = False) -> Callable[[Tensor], Tensor]:

@@ -1,0 +1,81 @@
+"""facetool plugin: APDrawingGAN (Yi et al., CVPR 2019) — artistic portrait line drawings from face photos.
+
+A global U-Net and six local U-Nets (eyes, nose, mouth, hair, background) whose drawings a fusion net combines,
+trained with global + local PatchGANs, L1, a distance-transform (chamfer) loss and a local L1
+(:mod:`facetool_apdrawing.train`). Part rectangles come from the five landmarks of each aligned face, hair and
+background from a head-and-shoulders rule (:mod:`facetool_apdrawing.regions`). Torch is imported only when the
+method runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from facetool import hookimpl
+from facetool.methods import MethodSpec
+
+METHOD = "apdrawing"
+
+
+def _network(options: Any, weights) -> Any:
+    from facetool.align import get_template
+    from facetool.errors import FacetoolError
+    from facetool.models.common import load_trained_net
+
+    from .net import APDrawingGenerator, APDrawingNet
+
+    if weights is None:
+        raise FacetoolError(f"method {METHOD}: no weights given")
+    generator = load_trained_net(weights, "G", method=METHOD, build=APDrawingGenerator)
+    return APDrawingNet(generator, get_template("portrait").tensor()).eval()
+
+
+class _Runner:
+    """crops (B, 3, S, S) [0, 1] + their 5 points (+ a person mask) -> drawings (B, 1, S, S) [0, 1]."""
+
+    takes_points5 = True
+    takes_foreground = True  # facetool stylize --mask: hair / background from the user's person mask
+
+    def __init__(self, net: Any, device: str) -> None:
+        import torch
+
+        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
+        self.device = device
+
+    def __call__(self, crops: Any, points5: Any = None, foreground: Any = None) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            x = crops.to(device=self.device, dtype=torch.float32).contiguous(memory_format=torch.channels_last)
+            points = None if points5 is None else points5.to(self.device)
+            mask = None if foreground is None else foreground.to(self.device)
+            return self.net(x, points5=points, foreground=mask).contiguous()
+
+
+def _load(options: Any, device: str, weights) -> Any:
+    return _Runner(_network(options, weights), device)
+
+
+@hookimpl
+def register_generators(register):
+    from .train import apdrawing_train_spec
+
+    register(
+        MethodSpec(
+            name=METHOD,
+            task="stylize",
+            load=_load,
+            description="APDrawingGAN: artist-style portrait line drawing (global + 6 local U-Nets, fusion)",
+            template="portrait",
+            input_size=256,
+            sizes=(256, 512),
+            weights="facetool_apdrawing:weights/apdrawing.safetensors",
+            # The drawing is of the head and shoulders; the rest of the picture is left as white paper (a line
+            # drawing pasted over the photo would look like a sticker, and the paper is what an artist starts on).
+            background="white",
+            version="1",
+            priority=10,
+            train=apdrawing_train_spec(),
+            network=_network,
+        )
+    )
