@@ -3,7 +3,9 @@
 Input and target roles come from the method's training streams: the input is the first role of the first stream,
 the target the last role of the last stream (pix2pix photo -> drawing; CycleGAN A -> B). Metrics:
 
-- ``l1`` / ``ssim`` / ``psnr``: means over the items that have the target role (paired data);
+- ``l1`` / ``ssim`` / ``psnr``: means over the items that have the target role (paired data); for line-drawing
+  targets (:data:`LINE_ROLES`) also ``chamfer``, the symmetric chamfer distance between the strokes in pixels
+  (:func:`facetool.metrics.image.chamfer`);
 - ``fid`` / ``kid`` (+ ``kid_std``): backbone features of all outputs against all targets of the same split;
 - the method's own metrics (``MethodSpec.evaluate``), averaged;
 - ``nme`` (with ``--nme DETECTOR``): a face detector finds landmarks on each output and on its reference — the
@@ -12,7 +14,9 @@ the target the last role of the last stream (pix2pix photo -> drawing; CycleGAN 
   measured item have them, else 5: ``nme_points``). Items where either side has no face are left out of the mean
   and counted in ``nme_found`` (the fraction of items measured).
 
-The result is a JSON-ready dict with no clock in it: the same weights, data and seed give the same JSON.
+A network with a true ``takes_points5`` attribute is also given each item's 5 landmarks (``points5=``, crop
+pixels), as ``facetool stylize`` gives them. The result is a JSON-ready dict with no clock in it: the same
+weights, data and seed give the same JSON.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from .errors import FacetoolError, UsageError
 
 SPLITS = ("test", "train", "all")
 GRID_ITEMS = 8
+#: Target roles that are line drawings (ink on white paper): they also get the ``chamfer`` metric.
+LINE_ROLES = ("drawing", "loomis")
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 
@@ -286,7 +292,7 @@ def evaluate_method(
                 paired["l1"] += image_metrics.l1(out_t, tgt_t).tolist()
                 paired["ssim"] += image_metrics.ssim(out_t, tgt_t).tolist()
                 paired["psnr"] += image_metrics.psnr(out_t, tgt_t).tolist()
-                if tgt_t.shape[1] == 1:  # grayscale targets are line drawings here: compare their strokes
+                if target_role in LINE_ROLES:  # line drawings: how far apart the strokes are
                     paired.setdefault("chamfer", []).extend(image_metrics.chamfer(out_t, tgt_t).tolist())
             if spec.evaluate is not None:
                 for name, values in spec.evaluate(outputs, batch, options).items():

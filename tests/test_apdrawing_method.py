@@ -22,6 +22,7 @@ from facetool_apdrawing.net import (
 from facetool_apdrawing.regions import BOX_PARTS, boxes_for, crop_boxes, merge_parts, place_boxes
 
 from facetool.align import get_template
+from facetool.errors import UsageError
 
 SIZE = 64
 TINY = {"global_levels": 3, "base": 4, "max_channels": 8, "local_base": 4, "local_max_channels": 8,
@@ -156,6 +157,13 @@ def test_pretrain_then_train_and_run_the_weights(tmp_path, one_thread):
     assert default.shape == (2, 1, SIZE, SIZE) and 0 <= float(default.min()) <= float(default.max()) <= 1
     torch.testing.assert_close(default, placed)  # no points: the template's, where an aligned crop has them
 
+    pytest.importorskip("onnxruntime")
+    from facetool.export.onnx import export_onnx
+
+    # The exported graph draws the template's part positions, for any batch.
+    report = export_onnx(net, tmp_path / "apdrawing.onnx", torch.rand(1, 3, SIZE, SIZE))
+    assert report["max_abs_diff"] < 1e-4 and report["inputs"][0]["shape"][0] == "batch"
+
     runner = spec.load(None, "cpu", run.weights)
     seen = []
 
@@ -187,8 +195,64 @@ def test_pretrain_then_train_and_run_the_weights(tmp_path, one_thread):
 
     metrics = evaluate_method(dataclasses.replace(spec, network=recording_network), data, run.weights, None,
                               size=SIZE, backbone=_Backbone())["metrics"]  # fmt: skip
-    assert calls and calls[0].shape == (2, 5, 2) and metrics["chamfer"] >= 0
-    with pytest.raises(Exception, match="of method apdrawing, not pix2pix"):
+    assert calls and calls[0].shape == (2, 5, 2) and 0 < metrics["chamfer"] < SIZE / 8
+    with pytest.raises(UsageError, match="of method apdrawing, not pix2pix"):
         from facetool.models.common import load_trained_net
 
         load_trained_net(run.weights, "G", method="pix2pix")
+
+
+def _setup(options, size=SIZE):
+    from facetool.train.spec import Amp, TrainSetup
+
+    return TrainSetup(options=options, size=size, steps=2, batch_size=2, device="cpu", seed=0, amp=Amp("fp32", "cpu"))
+
+
+def test_init_loads_the_pretrained_nets_and_refuses_others(tmp_path, one_thread):
+    from facetool.models.common import load_trained_net
+    from facetool.train.checkpoint import TrainState, export_weights
+    from facetool_apdrawing.train import APDrawingOptions, APDrawingTrainer
+
+    torch.manual_seed(0)
+    pre = APDrawingTrainer(_setup(APDrawingOptions(base=4, d_base=4)))
+    state = TrainState(method="apdrawing", configs=pre.configs)
+    path = export_weights(tmp_path / "pre.safetensors", {"G": pre.nets["G"]}, torch.float32, state)
+    torch.manual_seed(1)  # another draw of the initial weights: init must replace them
+    trainer = APDrawingTrainer(_setup(APDrawingOptions(base=4, d_base=4, init=str(path))))
+    for name, tensor in pre.nets["G"].state_dict().items():
+        torch.testing.assert_close(trainer.nets["G"].state_dict()[name], tensor, msg=name)
+    assert isinstance(load_trained_net(path, "G", method="apdrawing", build=APDrawingGenerator), APDrawingGenerator)
+
+    with pytest.raises(UsageError, match="generator differs.*base 4 vs 8"):
+        APDrawingTrainer(_setup(APDrawingOptions(base=8, d_base=4, init=str(path))))
+    other = export_weights(tmp_path / "other.safetensors", {"G": pre.nets["G"]}, torch.float32,
+                           TrainState(method="pix2pix", configs=pre.configs))  # fmt: skip
+    with pytest.raises(UsageError, match="method pix2pix, not apdrawing"):
+        APDrawingTrainer(_setup(APDrawingOptions(base=4, d_base=4, init=str(other))))
+
+
+def test_items_without_points_are_one_clear_error(one_thread):
+    from facetool_apdrawing.train import APDrawingOptions, APDrawingTrainer
+
+    trainer = APDrawingTrainer(_setup(APDrawingOptions(base=4, d_base=4)))
+    pair = {"photo": torch.rand(2, 3, SIZE, SIZE), "drawing": torch.rand(2, 1, SIZE, SIZE)}
+    for points in (None, [torch.zeros(5, 2), None]):  # no labels at all; labels on some items only
+        batch = {"pair": {**pair, **({} if points is None else {"points5": points})}}
+        with pytest.raises(UsageError, match="5-point labels on every item"):
+            trainer.train_step(batch, 0)
+
+
+def test_a_person_mask_moves_the_hair_region(one_thread):
+    from facetool_apdrawing.net import APDrawingNet
+
+    generator = APDrawingGenerator(APDrawingConfig(**TINY)).eval()
+    net = APDrawingNet(generator, get_template("portrait").tensor())
+    photo = torch.rand(2, 3, SIZE, SIZE)
+    everyone = torch.ones(2, 1, SIZE, SIZE)
+    with torch.no_grad():
+        plain, masked = net(photo), net(photo, foreground=everyone)
+    assert plain.shape == masked.shape == (2, 1, SIZE, SIZE)
+    rule = Regions.from_points(_points(), SIZE)
+    person = Regions.from_points(_points(), SIZE, everyone)
+    assert person.background.sum() < rule.background.sum()  # all person: only the rule's shoulders' outside stays
+    assert not torch.equal(plain, masked)

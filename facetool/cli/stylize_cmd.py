@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
         aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned crops: skip detection."),
         background: str | None = typer.Option(None, "--background", help="photo or white (default: the method's)."),
         mask: Path | None = typer.Option(
-            None, "--mask", help="Person mask of the photo (white = person), for methods that split hair / background."
+            None,
+            "--mask",
+            help="Person mask of the photo (white or opaque = person), for methods that split hair / background.",
         ),
         weights: Path | None = typer.Option(None, "--weights", help="Weights file or training run to use."),
         detector: str | None = typer.Option(None, "--detector", "-d", help="Detector name."),
@@ -77,9 +79,7 @@ def register(app: typer.Typer) -> None:
         if mask is not None:
             if not getattr(runner, "takes_foreground", False):
                 raise UsageError(f"method {name} does not use a person mask (--mask)")
-            from ..imageio import read_image
-
-            foreground = read_image(mask)[..., 0] > 127
+            foreground = _read_mask(mask)
         det_spec, det = (None, None) if aligned else load_detector(detector, detector_option, dev)
         try:
             failures = _stylize_all(
@@ -89,6 +89,23 @@ def register(app: typer.Typer) -> None:
             close_detector(det)
         if failures:
             raise FacetoolError(f"{len(failures)} of {len(inputs)} images failed (first: {failures[0]})")
+
+
+def _read_mask(path: Path):
+    """A person mask as (H, W) bool: the alpha channel of a cut-out (RGBA / LA), else luma above mid-gray."""
+    import numpy as np
+    from PIL import Image
+
+    from ..imageio import read_image
+
+    image = read_image(path)  # every check and one-line error of an input image (EXIF rotation applied)
+    with Image.open(path) as im:
+        if "A" in im.getbands():
+            from PIL import ImageOps
+
+            alpha = np.asarray(ImageOps.exif_transpose(im).getchannel("A"))
+            return alpha > 127
+    return image.mean(axis=2) > 127
 
 
 def _stylize_all(

@@ -64,7 +64,8 @@ def chamfer(output: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) 
 
     Both are binarised (ink: luma below ``threshold``); the value is the mean of the two directions — the average
     distance from each output ink pixel to the nearest target ink, and from each target ink pixel to the nearest
-    output ink — each capped at ``CHAMFER_CAP`` of the side. A side without ink counts the cap. 0 = same lines.
+    output ink — each capped at ``CHAMFER_CAP`` of the side. A side without ink counts the cap, unless both are
+    blank (0). 0 = same lines.
     """
     import torch
 
@@ -82,4 +83,6 @@ def chamfer(output: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) 
         mean = (ink * distances).flatten(1).sum(1) / count.clamp_min(1)
         return torch.where(count > 0, mean, torch.full_like(mean, cap))
 
-    return 0.5 * (directed(out_ink, to_target) + directed(tgt_ink, to_output))
+    value = 0.5 * (directed(out_ink, to_target) + directed(tgt_ink, to_output))
+    both_blank = (out_ink.flatten(1).sum(1) == 0) & (tgt_ink.flatten(1).sum(1) == 0)
+    return torch.where(both_blank, torch.zeros_like(value), value)

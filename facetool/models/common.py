@@ -101,7 +101,7 @@ def build_net(record: Mapping[str, Any] | Any) -> nn.Module:
     return net_class(config)
 
 
-def _configs_of(path: Path) -> tuple[dict[str, Any], str | None]:
+def net_configs(path: Path) -> tuple[dict[str, Any], str | None]:
     """(net name -> config record, method name) of an exported weights file or a checkpoint / run folder."""
     if path.is_dir():
         from facetool.train.checkpoint import read_state
@@ -137,7 +137,7 @@ def load_trained_net(
     path = Path(weights).expanduser()
     if not path.exists():
         raise FacetoolError(f"{path} does not exist")
-    configs, trained_by = _configs_of(path)
+    configs, trained_by = net_configs(path)
     if method is not None and trained_by is not None and trained_by != method:
         raise UsageError(f"{path} holds weights of method {trained_by}, not {method}")
     if net not in configs:

@@ -22,11 +22,17 @@ def _network(options: Any, weights) -> Any:
     from facetool.errors import FacetoolError
     from facetool.models.common import load_trained_net
 
-    from .net import APDrawingGenerator, APDrawingNet
+    from .net import APDrawingConfig, APDrawingGenerator, APDrawingNet
 
     if weights is None:
         raise FacetoolError(f"method {METHOD}: no weights given")
-    generator = load_trained_net(weights, "G", method=METHOD, build=APDrawingGenerator)
+
+    def build(config: Any) -> APDrawingGenerator:
+        if not isinstance(config, APDrawingConfig):
+            raise FacetoolError(f"{weights}: its G is a {type(config).__name__}, not an APDrawingGAN generator")
+        return APDrawingGenerator(config)
+
+    generator = load_trained_net(weights, "G", method=METHOD, build=build)
     return APDrawingNet(generator, get_template("portrait").tensor()).eval()
 
 

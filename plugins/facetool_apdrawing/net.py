@@ -175,7 +175,7 @@ class APDrawingGenerator(nn.Module):
         global_drawing = self.global_net(photo)
         if not self.config.local:
             return Drawing(global_drawing, global_drawing, {}, None)
-        size = photo.shape[-1]
+        size = int(photo.shape[-1])  # a plain int under tracing too: regions are numpy work
         local: dict[str, Tensor] = {}
         canvases = []
         for name in BOX_PARTS:
@@ -183,7 +183,7 @@ class APDrawingGenerator(nn.Module):
             local[name] = self.local_nets[name](crop_boxes(photo, boxes))
             canvases.append(place_boxes(local[name], boxes, size))
         for name in MASK_PARTS:
-            mask = regions.mask(name)
+            mask = regions.mask(name).expand(photo.shape[0], -1, -1, -1)  # a (1, 1, S, S) mask serves every item
             local[name] = on_paper(self.local_nets[name](torch.cat([photo, mask * 2 - 1], dim=1)), mask)
             canvases.append(local[name])
         merged = merge_parts(canvases)
@@ -203,7 +203,7 @@ def discriminator_views(photo: Tensor, drawing: Tensor, regions: Regions, local:
         for name in BOX_PARTS:
             views[name] = crop_boxes(pair, regions.boxes[name])
         for name in MASK_PARTS:
-            mask = regions.mask(name)
+            mask = regions.mask(name).expand(photo.shape[0], -1, -1, -1)
             views[name] = torch.cat([photo, on_paper(drawing, mask), mask * 2 - 1], dim=1)
     return views
 
@@ -251,8 +251,10 @@ class APDrawingNet(nn.Module):
     def forward(self, photo: Tensor, points5: Tensor | None = None, foreground: Tensor | None = None) -> Tensor:
         if photo.shape[1] == 1:
             photo = photo.expand(-1, 3, -1, -1)
-        size = photo.shape[-1]
-        if points5 is None:
+        size = int(photo.shape[-1])  # a plain int under tracing too: regions are numpy work
+        if points5 is None and foreground is None:
+            points5 = (self.template_points * size)[None]  # one set of regions for the whole batch
+        elif points5 is None:
             points5 = (self.template_points * size).expand(photo.shape[0], 5, 2)
         regions = Regions.from_points(points5, size, foreground)
         drawing = self.generator(photo * 2 - 1, regions).output

@@ -1,9 +1,11 @@
 """The face regions APDrawingGAN's local nets draw, as batched tensors.
 
 Eyes, nose and mouth are rectangles of the paper's sizes centred on the five landmarks
-(:func:`facetool.data.parts.part_boxes`); hair and background are masks from a person (foreground) mask when the
-user gives one, else from the head-and-shoulders rule of :func:`facetool.data.parts.hair_and_background`. Training
-uses the same rule, so the local nets see at run time exactly the kind of regions they learned on.
+(:func:`facetool.data.parts.part_boxes`); hair and background come from the head-and-shoulders rule of
+:func:`facetool.data.parts.hair_and_background`. Training uses that rule too, so by default the local nets see at
+run time exactly the kind of regions they learned on. A person mask the user gives (``facetool stylize --mask``)
+replaces the rule's head outline with the mask's: regions of a shape the nets did not train on, but that follow
+big hair or a hat where the rule's ellipse cannot.
 
 Drawings here are in [-1, 1] with white paper at +1: merging takes the per-pixel minimum (the darkest stroke
 wins), and an empty canvas is white.
@@ -59,12 +61,21 @@ def region_masks(points5: Tensor, size: int, foreground: Tensor | None = None) -
 
 
 def crop_boxes(image: Tensor, boxes: list[tuple[int, int, int, int]]) -> Tensor:
-    """:math:`(B, C, S, S)` -> :math:`(B, C, h, w)`: item ``i``'s box ``boxes[i]`` (all boxes of one size)."""
+    """:math:`(B, C, S, S)` -> :math:`(B, C, h, w)`: item ``i``'s box ``boxes[i]`` (all boxes of one size).
+
+    One box serves the whole batch (the template's boxes: also what an ONNX export with a free batch needs)."""
+    if len(boxes) == 1:
+        x1, y1, x2, y2 = boxes[0]
+        return image[:, :, y1:y2, x1:x2]
     return torch.stack([image[i, :, y1:y2, x1:x2] for i, (x1, y1, x2, y2) in enumerate(boxes)])
 
 
 def place_boxes(patches: Tensor, boxes: list[tuple[int, int, int, int]], size: int) -> Tensor:
-    """:math:`(B, C, h, w)` patches onto white :math:`(B, C, S, S)` canvases at their boxes (differentiable)."""
+    """:math:`(B, C, h, w)` patches onto white :math:`(B, C, S, S)` canvases at their boxes (differentiable); one
+    box places every patch."""
+    if len(boxes) == 1:
+        x1, y1, x2, y2 = boxes[0]
+        return torch.nn.functional.pad(patches, (x1, size - x2, y1, size - y2), value=PAPER)
     rows = []
     for i, (x1, y1, x2, y2) in enumerate(boxes):
         # Padding with white keeps the gradient path to the patch and needs no in-place writes.

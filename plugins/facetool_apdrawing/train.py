@@ -97,25 +97,44 @@ class APDrawingTrainer:
         self.gan = GANLoss(options.gan_mode)
 
     def _load_init(self, path: str) -> None:
+        """Start from another apdrawing run or weights file: G always, D when the run has one of the same shape."""
         from pathlib import Path
 
-        from facetool.train.checkpoint import load_weights
+        from facetool.models.common import net_configs
+        from facetool.train.checkpoint import config_from_record, load_weights
 
         source = Path(path).expanduser()
         if not source.exists():
             raise UsageError(f"-T init={path}: no such run folder or weights file")
-        # A run folder has both nets; an exported weights file only G (D then starts fresh).
-        nets = self.nets if source.is_dir() else {"G": self.nets["G"]}
+        configs, method = net_configs(source)
+        if method not in (None, "apdrawing") or "G" not in configs:
+            raise UsageError(f"-T init={path}: holds weights of method {method}, not apdrawing")
+        nets = {}
+        for name in ("G", "D"):
+            if name not in configs:
+                continue  # an exported weights file has G only: D starts fresh
+            theirs, ours = config_from_record(configs[name]), self.configs[name]
+            if theirs != ours:
+                if name == "D":
+                    continue  # a differently sized D is not worth keeping: it re-learns fast
+                differ = [f"{k} {getattr(theirs, k, None)} vs {v}" for k, v in vars(ours).items()
+                          if getattr(theirs, k, None) != v]  # fmt: skip
+                raise UsageError(f"-T init={path}: its generator differs from this run's ({'; '.join(differ)})")
+            nets[name] = self.nets[name]
         load_weights(source, nets)
 
     def _batch(self, batch: Mapping[str, Mapping[str, Any]]) -> tuple[Any, Any, Any]:
+        import torch
+
         from facetool.models.common import to_signed
 
         from .net import Regions
 
         pair = batch[STREAM]
-        if "points5" not in pair:
-            raise UsageError("apdrawing needs 5-point labels in the data (facetool data drawings writes them)")
+        if not isinstance(pair.get("points5"), torch.Tensor):  # missing, or missing on some items (a ragged list)
+            raise UsageError(
+                "apdrawing needs 5-point labels on every item (facetool data drawings and data import write them)"
+            )
         photo, target = to_signed(pair["photo"]), to_signed(pair["drawing"][:, :1])
         regions = Regions.from_points(pair["points5"].to(photo.device), photo.shape[-1])
         return photo, target, regions
@@ -199,7 +218,8 @@ class APDrawingTrainer:
 
 
 def apdrawing_train_spec() -> TrainSpec:
-    """256², batch 4: instance norm makes the batch size free; 4 keeps a 2-core CPU step under ~10 s."""
+    """The shipped second stage: 256², batch 4, 600 steps (instance norm makes the batch size free; at 4 a step
+    takes ~6 s on one CPU core). Pre-training is the same command with ``-T lambda-dt=0``."""
 
     def build(setup: TrainSetup) -> APDrawingTrainer:
         if setup.options is None:
@@ -210,6 +230,6 @@ def apdrawing_train_spec() -> TrainSpec:
         build=build,
         streams=lambda options: {STREAM: ROLES},
         options=APDrawingOptions,
-        default_steps=3000,
+        default_steps=600,
         default_batch_size=4,
     )
