@@ -78,6 +78,11 @@ def stylize_photo(
     with torch.inference_mode():
         result = _to_rgb(runner(crops, **extras)).clamp(0, 1)
     if crop:
+        if background == "white":
+            # Where the crop reaches past the photo its pixels are the photo's repeated border, and a drawing
+            # method draws streaks there: leave that part of the page blank (paste-back drops it anyway).
+            inside = crop_faces(torch.ones_like(photo[:, :1]), matrices, size, padding_mode="zeros") > 0.5
+            result = torch.where(inside, result, torch.ones_like(result))
         return [from_tensor(r) for r in result]
     canvas = photo if background == "photo" else torch.ones_like(photo)
     # On white paper the crops' strokes are merged darkest-wins, so overlapping faces keep each other's lines.

@@ -172,3 +172,15 @@ def test_person_mask_is_cropped_with_each_face(photo, tmp_path):
     assert bad.exit_code == 2 and "same size" in bad.stderr
     other = run("stylize", str(path), "-m", "black", "--mask", str(tmp_path / "mask.png"), "-o", str(out))
     assert other.exit_code == 2 and "does not use a person mask" in other.stderr
+
+
+def test_white_paper_crops_are_blank_where_they_reach_past_the_photo(photo):
+    from facetool.stylize import stylize_photo
+
+    _, image = photo
+    near_corner = Face(box=[0, 0, 60, 70], score=1.0, points5=np.asarray(FACES[0].points5, float) - 60)
+    black = lambda crops: crops[:, :1] * 0  # noqa: E731 - draws ink everywhere it is given
+    (on_white,) = stylize_photo(image, black, "portrait", [near_corner], 64, crop=True, background="white")
+    (on_photo,) = stylize_photo(image, black, "portrait", [near_corner], 64, crop=True, background="photo")
+    assert on_white[0, 0].min() == 255 and on_white[-1, -1].max() == 0  # outside the photo: paper; inside: ink
+    assert on_photo.max() == 0  # a method that draws over the photo keeps its own output
