@@ -209,9 +209,10 @@ def _setup(options, size=SIZE):
 
 
 def test_init_loads_the_pretrained_nets_and_refuses_others(tmp_path, one_thread):
+    from facetool_apdrawing.train import APDrawingOptions, APDrawingTrainer
+
     from facetool.models.common import load_trained_net
     from facetool.train.checkpoint import TrainState, export_weights
-    from facetool_apdrawing.train import APDrawingOptions, APDrawingTrainer
 
     torch.manual_seed(0)
     pre = APDrawingTrainer(_setup(APDrawingOptions(base=4, d_base=4)))

@@ -173,6 +173,18 @@ def stylize_runner(net: nn.Module, device: str, channels_last: bool = False) -> 
     return run
 
 
+def gan_optimizers(
+    params: Mapping[str, Any], lr: float, beta1: float, steps: int, decay_from: float
+) -> tuple[dict[str, torch.optim.Optimizer], dict[str, torch.optim.lr_scheduler.LambdaLR]]:
+    """The pix2pix / CycleGAN optimisation: one Adam (``lr``, betas ``(beta1, 0.999)``) per entry of ``params``
+    (a net or an iterable of parameters) and its :func:`linear_decay` schedule over ``steps``."""
+    optimizers = {
+        name: torch.optim.Adam(p.parameters() if isinstance(p, nn.Module) else p, lr=lr, betas=(beta1, 0.999))
+        for name, p in params.items()
+    }
+    return optimizers, {name: linear_decay(opt, steps, decay_from) for name, opt in optimizers.items()}
+
+
 def linear_decay(
     optimizer: torch.optim.Optimizer, steps: int, decay_from: float = 0.5
 ) -> torch.optim.lr_scheduler.LambdaLR:

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["CycleGANOptions", "CycleGANRoleOptions", "CycleGANTrainer", "cyclegan_train_spec"]
 
 
-
 @dataclass
 class CycleGANOptions:
     """CycleGAN training settings (``-O key=value``); the paper's, except ``g_base`` (see its help)."""
@@ -98,11 +97,9 @@ class CycleGANTrainer:
     def __init__(self, setup: TrainSetup, a_role: str, b_role: str, channels: Mapping[str, int] | None = None) -> None:
         import itertools
 
-        import torch
-
         from facetool.data.datasets import ROLE_CHANNELS
         from facetool.losses.gan import GANLoss, ImagePool
-        from facetool.models.common import linear_decay
+        from facetool.models.common import gan_optimizers
         from facetool.nets.patchgan import PatchGAN, PatchGANConfig
         from facetool.nets.resnet import ResnetConfig, ResnetGenerator
 
@@ -128,14 +125,11 @@ class CycleGANTrainer:
             name: (ResnetGenerator(c) if name.startswith("G") else PatchGAN(c)).to(setup.device)
             for name, c in self.configs.items()
         }
-        betas = (options.beta1, 0.999)
         g_params = itertools.chain(self.nets["G_AB"].parameters(), self.nets["G_BA"].parameters())
         d_params = itertools.chain(self.nets["D_A"].parameters(), self.nets["D_B"].parameters())
-        self.optimizers = {
-            "G": torch.optim.Adam(g_params, lr=options.lr, betas=betas),
-            "D": torch.optim.Adam(d_params, lr=options.lr, betas=betas),
-        }
-        self.schedulers = {n: linear_decay(opt, setup.steps, options.decay_from) for n, opt in self.optimizers.items()}
+        self.optimizers, self.schedulers = gan_optimizers(
+            {"G": g_params, "D": d_params}, options.lr, options.beta1, setup.steps, options.decay_from
+        )
         self.export: tuple[str, ...] = ("G_AB",)
         self.gan = GANLoss(options.gan_mode)
         # One seeded generator (checkpointed by the engine) for both pools: resume replays the same choices.

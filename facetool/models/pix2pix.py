@@ -91,11 +91,10 @@ class Pix2PixTrainer:
     """
 
     def __init__(self, setup: TrainSetup, source: str, target: str, channels: Mapping[str, int] | None = None) -> None:
-        import torch
 
         from facetool.data.datasets import ROLE_CHANNELS
         from facetool.losses.gan import GANLoss
-        from facetool.models.common import linear_decay
+        from facetool.models.common import gan_optimizers
         from facetool.nets.patchgan import PatchGAN, PatchGANConfig
         from facetool.nets.unet import UNet, UNetConfig
 
@@ -110,11 +109,9 @@ class Pix2PixTrainer:
         d_config = PatchGANConfig(in_channels=cin + cout, base=options.d_base, layers=3, norm=options.norm)
         self.configs: dict[str, Any] = {"G": g_config, "D": d_config}
         self.nets = {"G": UNet(g_config).to(setup.device), "D": PatchGAN(d_config).to(setup.device)}
-        betas = (options.beta1, 0.999)
-        self.optimizers = {
-            n: torch.optim.Adam(net.parameters(), lr=options.lr, betas=betas) for n, net in self.nets.items()
-        }
-        self.schedulers = {n: linear_decay(opt, setup.steps, options.decay_from) for n, opt in self.optimizers.items()}
+        self.optimizers, self.schedulers = gan_optimizers(
+            self.nets, options.lr, options.beta1, setup.steps, options.decay_from
+        )
         self.export: tuple[str, ...] = ("G",)
         self.gan = GANLoss(options.gan_mode)
 

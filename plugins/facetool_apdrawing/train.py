@@ -63,10 +63,9 @@ class APDrawingTrainer:
     """Nets ``G`` (:class:`APDrawingGenerator`) and ``D`` (:class:`APDrawingDiscriminators`)."""
 
     def __init__(self, setup: TrainSetup) -> None:
-        import torch
 
         from facetool.losses.gan import GANLoss
-        from facetool.models.common import linear_decay
+        from facetool.models.common import gan_optimizers
 
         from .net import (
             APDrawingConfig,
@@ -88,11 +87,9 @@ class APDrawingTrainer:
         }
         if options.init:
             self._load_init(options.init)
-        betas = (options.beta1, 0.999)
-        self.optimizers = {
-            n: torch.optim.Adam(net.parameters(), lr=options.lr, betas=betas) for n, net in self.nets.items()
-        }
-        self.schedulers = {n: linear_decay(opt, setup.steps, options.decay_from) for n, opt in self.optimizers.items()}
+        self.optimizers, self.schedulers = gan_optimizers(
+            self.nets, options.lr, options.beta1, setup.steps, options.decay_from
+        )
         self.export: tuple[str, ...] = ("G",)
         self.gan = GANLoss(options.gan_mode)
 
