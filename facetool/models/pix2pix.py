@@ -91,7 +91,6 @@ class Pix2PixTrainer:
     """
 
     def __init__(self, setup: TrainSetup, source: str, target: str, channels: Mapping[str, int] | None = None) -> None:
-
         from facetool.data.datasets import ROLE_CHANNELS
         from facetool.losses.gan import GANLoss
         from facetool.models.common import gan_optimizers

@@ -63,7 +63,6 @@ class APDrawingTrainer:
     """Nets ``G`` (:class:`APDrawingGenerator`) and ``D`` (:class:`APDrawingDiscriminators`)."""
 
     def __init__(self, setup: TrainSetup) -> None:
-
         from facetool.losses.gan import GANLoss
         from facetool.models.common import gan_optimizers
 
