@@ -169,7 +169,7 @@ def test_pretrain_then_train_and_run_the_weights(tmp_path, one_thread):
 
     def spy(crops, points5=None):
         seen.append(points5)
-        return runner(crops, points5)
+        return runner(crops, points5=points5)
 
     spy.takes_points5 = True
     image = (np.random.default_rng(1).random((120, 100, 3)) * 255).astype(np.uint8)

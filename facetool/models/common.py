@@ -154,9 +154,12 @@ def load_generator(weights: str | Path, net: str = "G", method: str | None = Non
     return ImageToImage(load_trained_net(weights, net, method)).float().eval()
 
 
-def stylize_runner(net: nn.Module, device: str, channels_last: bool = False) -> Callable[[Tensor], Tensor]:
-    """``runner(crops)``: (B, 3, S, S) in [0, 1] -> (B, C, S, S) in [0, 1] through ``net`` on ``device``, in eval
-    mode and under ``torch.inference_mode``.
+def stylize_runner(net: nn.Module, device: str, channels_last: bool = False) -> Callable[..., Tensor]:
+    """``runner(crops, **extras)``: (B, 3, S, S) in [0, 1] -> (B, C, S, S) in [0, 1] through ``net`` on ``device``,
+    in eval mode and under ``torch.inference_mode``.
+
+    A net that declares ``takes_points5`` / ``takes_foreground`` (see :func:`facetool.stylize.stylize_photo`) gets
+    the runner declare them too, and the ``points5=`` / ``foreground=`` tensors stylize hands over, on ``device``.
 
     ``channels_last``: for U-Nets (measured 1.14-1.22× on a 2-core CPU, ``bench/nets_speed.py --methods``); it
     slows the ResNet generators (0.85×), so they stay contiguous. bf16 autocast was over 5× slower on that CPU and
@@ -165,11 +168,14 @@ def stylize_runner(net: nn.Module, device: str, channels_last: bool = False) -> 
     layout = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(device).eval().to(memory_format=layout)
 
-    def run(crops: Tensor) -> Tensor:
+    def run(crops: Tensor, **extras: Tensor | None) -> Tensor:
         with torch.inference_mode():
             x = crops.to(device=device, dtype=torch.float32).contiguous(memory_format=layout)
-            return net(x).contiguous()
+            extras = {k: None if v is None else v.to(device) for k, v in extras.items()}
+            return net(x, **extras).contiguous()
 
+    for flag in ("takes_points5", "takes_foreground"):
+        setattr(run, flag, bool(getattr(net, flag, False)))
     return run
 
 

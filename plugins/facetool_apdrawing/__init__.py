@@ -36,30 +36,10 @@ def _network(options: Any, weights) -> Any:
     return APDrawingNet(generator, get_template("portrait").tensor()).eval()
 
 
-class _Runner:
-    """crops (B, 3, S, S) [0, 1] + their 5 points (+ a person mask) -> drawings (B, 1, S, S) [0, 1]."""
-
-    takes_points5 = True
-    takes_foreground = True  # facetool stylize --mask: hair / background from the user's person mask
-
-    def __init__(self, net: Any, device: str) -> None:
-        import torch
-
-        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
-        self.device = device
-
-    def __call__(self, crops: Any, points5: Any = None, foreground: Any = None) -> Any:
-        import torch
-
-        with torch.inference_mode():
-            x = crops.to(device=self.device, dtype=torch.float32).contiguous(memory_format=torch.channels_last)
-            points = None if points5 is None else points5.to(self.device)
-            mask = None if foreground is None else foreground.to(self.device)
-            return self.net(x, points5=points, foreground=mask).contiguous()
-
-
 def _load(options: Any, device: str, weights) -> Any:
-    return _Runner(_network(options, weights), device)
+    from facetool.models.common import stylize_runner
+
+    return stylize_runner(_network(options, weights), device, channels_last=True)
 
 
 @hookimpl

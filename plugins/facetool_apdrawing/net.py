@@ -242,6 +242,7 @@ class APDrawingNet(nn.Module):
     """
 
     takes_points5 = True
+    takes_foreground = True  # facetool stylize --mask: hair / background from the user's person mask
 
     def __init__(self, generator: APDrawingGenerator, template_points: Tensor) -> None:
         super().__init__()
