@@ -46,3 +46,25 @@ def test_one_training_step(tmp_path, one_thread):
     losses = json.loads((tmp_path / "run" / "losses.jsonl").read_text().splitlines()[0])
     assert {"G_L1_depth", "G_grad_depth", "G_L1_pncc", "G_grad_pncc"} <= set(losses)
     assert all(np.isfinite(v) for v in losses.values()) and run.weights.is_file()
+
+
+def test_runner_builds_a_textured_mesh_and_maps_from_weights(tmp_path, one_thread):
+    from facetool.plugins import get_host
+    from facetool.train.checkpoint import TrainState, export_weights
+
+    torch.manual_seed(0)
+    config = FaceVisionConfig(levels=3, base=4, max_channels=8)
+    net = FaceVisionNet(config)
+    with torch.no_grad():  # a face in the middle: correspondence bright there, black around
+        net.correspondence_decoder[0][1].bias.fill_(0.0)
+    path = export_weights(tmp_path / "fv.safetensors", {"G": net}, torch.float32,
+                          TrainState(method="facevision", configs={"G": config}))  # fmt: skip
+    spec = get_host().generators.get("facevision")
+    runner = spec.load(spec.options(detail=0.0), "cpu", path)
+    results = runner(torch.rand(2, 3, SIZE, SIZE))
+    assert len(results) == 2
+    for mesh, maps in results:
+        assert set(maps) == {"depth", "correspondence", "mask"} and maps["correspondence"].shape == (SIZE, SIZE, 3)
+        assert len(mesh.vertices) > 10 and len(mesh.faces) > 10
+        assert mesh.uvs.shape == (len(mesh.vertices), 2) and mesh.texture.shape == (SIZE, SIZE, 3)
+        assert ((mesh.uvs >= 0) & (mesh.uvs <= 1)).all() and np.isfinite(mesh.vertices).all()

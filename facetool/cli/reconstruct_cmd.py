@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
     def reconstruct(
         images: list[str] = typer.Argument(..., help="Image files, folders or quoted globs."),
         method: str | None = typer.Option(None, "--method", "-m", help="Reconstruct method (default: the first)."),
+        option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Mesh file (a folder for several inputs)."),
         face: str = typer.Option("all", "--face", help="all, largest, or a face number (0 = largest)."),
         size: int | None = typer.Option(None, "--size", help="Crop size the method runs at."),
@@ -41,6 +42,7 @@ def register(app: typer.Typer) -> None:
         from ..export.mesh import MESH_SUFFIXES
         from ..imageio import expand_inputs
         from ..methods import resolve_weights
+        from ..options import parse_options
         from ..pipeline import check_assets, close_detector, default_name, load_detector, parse_face_choice
         from ..plugins import get_host
 
@@ -60,7 +62,7 @@ def register(app: typer.Typer) -> None:
         targets = output_paths(inputs, output, "", suffix)
         dev = resolve_device(device)
         check_assets(spec.assets)
-        runner = spec.load(None, dev, resolve_weights(spec, weights))
+        runner = spec.load(parse_options(spec.options, option, f"method {name}"), dev, resolve_weights(spec, weights))
         det_spec, det = (None, None) if aligned else load_detector(detector, None, dev)
         failures: list[str] = []
         try:
