@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 
@@ -43,6 +46,10 @@ def test_every_format_loads_back_with_its_counts(tmp_path, suffix):
         if suffix not in (".stl", ".obj"):  # trimesh splits OBJ vertices per uv seam; STL has none shared
             assert len(loaded.vertices) == len(mesh.vertices)
         assert np.isfinite(loaded.vertices).all()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for written in tmp_path.iterdir():  # not mkstemp's private 0600
+        assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask, written.name
     if suffix == ".glb":
         assert path.read_bytes()[:4] == b"glTF"  # binary glTF, not JSON
     if suffix == ".ply":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from facetool_facevision.mesh import laplacian_smooth_z, mesh_from_maps, uv_from_pncc, vertex_normals
+from facetool_facevision.mesh import canonical_layout, laplacian_smooth_z, mesh_from_maps, uv_from_pncc, vertex_normals
 
 S = 48
 
@@ -68,10 +68,19 @@ def test_bad_maps_raise():
         mesh_from_maps(depth, mask, photo[:10])
 
 
-def test_uv_from_pncc_picks_the_nearest_canonical_vertex():
+def test_uv_from_pncc_is_exact_on_vertices_and_between_them_in_between():
     canonical_xyz = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
     canonical_uv = np.array([[0.1, 0.2], [0.9, 0.8]])
     pncc = np.zeros((2, 2, 3))
-    pncc[1, 1] = 0.8
-    uv = uv_from_pncc(pncc, np.array([0, 1]), np.array([0, 1]), canonical_xyz, canonical_uv)
-    np.testing.assert_allclose(uv, [[0.1, 0.2], [0.9, 0.8]])
+    pncc[1, 1] = 1.0
+    pncc[0, 1] = 0.5
+    uv = uv_from_pncc(pncc, np.array([0, 1, 0]), np.array([0, 1, 1]), canonical_xyz, canonical_uv)
+    np.testing.assert_allclose(uv, [[0.1, 0.2], [0.9, 0.8], [0.5, 0.5]], atol=1e-6)
+
+
+def test_shipped_canonical_layout_is_the_symmetric_face_with_uvs_v_up():
+    xyz, uv = canonical_layout()
+    assert xyz.shape == (468, 3) and uv.shape == (468, 2)
+    assert xyz.min() == 0 and xyz.max() == 1 and (uv >= 0).all() and (uv <= 1).all()
+    top, chin = np.argmax(xyz[:, 1]), np.argmin(xyz[:, 1])
+    assert uv[top, 1] > 0.8 and uv[chin, 1] < 0.1  # forehead at the top of the atlas

@@ -1,4 +1,4 @@
-"""FaceVision (work in progress): the two-decoder generator and one training step on tiny maps data."""
+"""FaceVision: the two-decoder generator, one training step on tiny maps data, the runner's textured mesh."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def test_one_training_step(tmp_path, one_thread):
             "photo": rng.random((SIZE, SIZE, 3)),
             "pncc": rng.random((SIZE, SIZE, 3)),
             "depth": rng.random((SIZE, SIZE)),
+            "mask": rng.random((SIZE, SIZE)) > 0.3,
         }
         for role, array in arrays.items():
             path = f"{role}/{item}.png"
@@ -66,5 +67,10 @@ def test_runner_builds_a_textured_mesh_and_maps_from_weights(tmp_path, one_threa
     for mesh, maps in results:
         assert set(maps) == {"depth", "correspondence", "mask"} and maps["correspondence"].shape == (SIZE, SIZE, 3)
         assert len(mesh.vertices) > 10 and len(mesh.faces) > 10
-        assert mesh.uvs.shape == (len(mesh.vertices), 2) and mesh.texture.shape == (SIZE, SIZE, 3)
+        assert mesh.uvs.shape == (len(mesh.vertices), 2) and mesh.texture is None  # the core bakes it
         assert ((mesh.uvs >= 0) & (mesh.uvs <= 1)).all() and np.isfinite(mesh.vertices).all()
+    from facetool.reconstruct import reconstruct_photo
+
+    photo = (np.random.default_rng(0).random((SIZE * 3, SIZE * 3, 3)) * 255).astype(np.uint8)
+    (face,) = reconstruct_photo(photo, runner, "portrait", None, SIZE)
+    assert face.mesh.texture.shape == (256, 256, 3) and face.mesh.texture.std() > 0  # painted from the photo

@@ -87,3 +87,40 @@ def test_to_photo_frame_inverts_the_crop_similarity():
     mesh = Mesh(np.array([[0.0, 0.0, 4.0], [10.0, -10.0, 2.0], [10.0, 0.0, 0.0]]), np.array([[0, 1, 2]]))
     back = to_photo_frame(mesh, matrix)
     np.testing.assert_allclose(back.vertices, [[20.0, -40.0, 8.0], [40.0, -60.0, 4.0], [40.0, -40.0, 0.0]])
+
+
+def test_bake_texture_paints_each_texel_from_where_its_uv_lies_in_the_photo():
+    from facetool.reconstruct import bake_texture, texture_size
+
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[:, 100:] = 255  # right half white
+    # a quad over the photo's x 50..150, y 20..80, its UVs the unit square (v up: photo row 20 is v = 1)
+    vertices = np.array([[50.0, -80.0, 0.0], [150.0, -80.0, 0.0], [150.0, -20.0, 0.0], [50.0, -20.0, 0.0]])
+    mesh = Mesh(vertices, np.array([[0, 1, 2], [0, 2, 3]]), uvs=np.array([[0, 0], [1, 0], [1, 1], [0, 1]]))
+    texture = bake_texture(mesh, image, 16)
+    assert texture.shape == (16, 16, 3)
+    assert (texture[:, :7] == 0).all() and (texture[:, 9:] == 255).all()  # photo x 100 is the atlas' middle
+    assert texture_size(mesh) == 256 and texture_size(Mesh(vertices * 10, mesh.faces)) == 2048
+
+
+def test_preview_renders_each_mesh_or_fails_in_one_line(photo, tmp_path):
+    from facetool.errors import FacetoolError
+    from facetool.export.preview import render_preview
+    from facetool.imageio import read_image
+
+    broken = tmp_path / "broken.ply"
+    broken.write_bytes(b"ply\nnot a mesh")
+    with pytest.raises(FacetoolError, match="cannot render offscreen") as info:
+        render_preview(broken, tmp_path / "broken.png")
+    assert "\n" not in str(info.value) and not (tmp_path / "broken.png").exists()
+
+    result = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "-o", str(tmp_path / "f.ply"),
+                                              "--preview", str(tmp_path / "f.png")])  # fmt: skip
+    if result.exit_code == 1 and "cannot render offscreen" in result.stderr:
+        pytest.skip(f"no offscreen OpenGL here: {result.stderr.strip()}")
+    assert result.exit_code == 0, result.output
+    for i in range(2):  # two faces: one mesh and one preview each
+        image = read_image(tmp_path / f"f.face{i}.png")
+        assert image.shape[1] == 2 * image.shape[0] and (image < 200).any()  # something drawn on white
+    bad = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "--preview", "p.jpg"])
+    assert bad.exit_code == 2 and "--preview" in bad.stderr

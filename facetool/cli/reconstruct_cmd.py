@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -20,6 +21,11 @@ follows the suffix of -o: .ply .obj (+ .mtl + texture) .stl .vtp .gltf .glb. Mes
   facetool reconstruct photo.jpg -o face.ply
 
   facetool reconstruct photo.jpg -o face.obj --maps-dir maps/
+
+  facetool reconstruct photo.jpg -o face.glb --preview face.png
+
+--preview renders each mesh offscreen (front view in colour beside a shaded three-quarter view); it needs an
+OpenGL library (OSMesa, EGL or X), and without one says so in one line after the mesh is written.
 """
 
 
@@ -34,12 +40,13 @@ def register(app: typer.Typer) -> None:
         size: int | None = typer.Option(None, "--size", help="Crop size the method runs at."),
         aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned crops: skip detection."),
         maps_dir: Path | None = typer.Option(None, "--maps-dir", help="Also save each face's maps (PNG and NPY)."),
+        preview: Path | None = typer.Option(None, "--preview", help="Also render each mesh to this PNG."),
         weights: Path | None = typer.Option(None, "--weights", help="Weights file or training run to use."),
         detector: str | None = typer.Option(None, "--detector", "-d", help="Detector name."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
-        from ..export.mesh import MESH_SUFFIXES
+        from ..export.mesh import mesh_exporters
         from ..imageio import expand_inputs
         from ..methods import resolve_weights
         from ..options import parse_options
@@ -54,10 +61,13 @@ def register(app: typer.Typer) -> None:
         size = spec.input_size if size is None else size
         if size not in spec.sizes:
             raise UsageError(f"--size {size}: method {name} runs at {', '.join(map(str, spec.sizes))}")
-        if output is not None and output.suffix and output.suffix.lower() not in MESH_SUFFIXES:
-            raise UsageError(f"-o {output}: mesh formats are {', '.join(MESH_SUFFIXES)}")
+        formats = mesh_exporters()
+        if output is not None and output.suffix and output.suffix.lower() not in formats:
+            raise UsageError(f"-o {output}: mesh formats are {', '.join(sorted(formats))}")
         choice = parse_face_choice(face)
         inputs = expand_inputs(images)
+        if preview is not None and (preview.suffix.lower() != ".png" or len(inputs) != 1):
+            raise UsageError("--preview takes a .png path and one input image")
         suffix = output.suffix.lower() if output is not None and output.suffix else ".ply"
         targets = output_paths(inputs, output, "", suffix)
         dev = resolve_device(device)
@@ -69,7 +79,10 @@ def register(app: typer.Typer) -> None:
             for path, target in zip(progress(inputs, f"reconstruct {name}"), targets, strict=True):
                 try:
                     written = _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir, inputs)
-                    out.print(f"{path} -> {', '.join(map(str, written))}", highlight=False)
+                    meshes = [f"{p} ({m.vertices.shape[0]} vertices, {m.faces.shape[0]} faces)" for p, m in written]
+                    if preview is not None:
+                        meshes += map(str, _previews([p for p, _ in written], preview))
+                    out.print(f"{path} -> {', '.join(meshes)}", highlight=False)
                 except FacetoolError as error:
                     if len(inputs) == 1:
                         raise
@@ -81,8 +94,9 @@ def register(app: typer.Typer) -> None:
             raise FacetoolError(f"{len(failures)} of {len(inputs)} images failed (first: {failures[0]})")
 
 
-def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir, inputs) -> list[Path]:
-    from ..export.mesh import write_mesh
+def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir, inputs) -> list[tuple[Path, Any]]:
+    """Reconstruct one photo: [(mesh file, Mesh)] per face."""
+    from ..export.mesh import export_mesh
     from ..imageio import read_image
     from ..pipeline import detect_faces, select_faces
     from ..reconstruct import reconstruct_photo
@@ -100,10 +114,19 @@ def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir,
         dest = target if len(results) == 1 else target.with_name(f"{target.stem}.face{index}{target.suffix}")
         if any(dest.resolve() == Path(p).resolve() for p in inputs):
             raise UsageError(f"{dest} is an input: choose another -o")
-        written.append(write_mesh(result.mesh, dest))
+        written.append((export_mesh(result.mesh, dest), result.mesh))
         if maps_dir is not None:
             _save_maps(result.maps, Path(maps_dir), dest.stem)
     return written
+
+
+def _previews(meshes: list[Path], preview: Path) -> list[Path]:
+    """One PNG per mesh: ``preview`` itself for one, ``<stem>.face<i>.png`` for several."""
+    from ..export.preview import render_preview
+
+    if len(meshes) == 1:
+        return [render_preview(meshes[0], preview)]
+    return [render_preview(mesh, preview.with_name(f"{preview.stem}.face{i}.png")) for i, mesh in enumerate(meshes)]
 
 
 def _save_maps(maps, folder: Path, stem: str) -> None:

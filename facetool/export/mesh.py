@@ -48,7 +48,10 @@ class Mesh:
 @contextmanager
 def _atomic(path: Path):
     """Yield a temporary path beside ``path`` (same suffix); rename it onto ``path`` when the block succeeds."""
+    from ..imageio import _file_mode_for
+
     handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.fchmod(handle, _file_mode_for(path))  # mkstemp's 0600 would hide the mesh from other users
     os.close(handle)
     try:
         yield Path(temp)
@@ -140,4 +143,37 @@ def write_mesh(mesh: Mesh, path: str | os.PathLike) -> Path:
         raise UsageError(f"{path}: mesh formats are {', '.join(MESH_SUFFIXES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     writer(mesh, path)
+    return path
+
+
+def _exporter(suffix: str):
+    from ..exporters import ExporterSpec
+
+    what = {".ply": "PLY, binary, vertex colours", ".obj": "Wavefront OBJ + MTL + texture PNG", ".stl": "STL, binary",
+            ".vtp": "VTK PolyData, binary", ".gltf": "glTF 2.0, JSON with embedded buffers",
+            ".glb": "glTF 2.0, binary"}  # fmt: skip
+    return ExporterSpec(name=suffix[1:], kind="mesh", suffixes=(suffix,), export=write_mesh,
+                        description=f"mesh: {what[suffix]}")  # fmt: skip
+
+
+#: The core's mesh exporters, registered through ``register_exporters`` like a plugin's.
+MESH_EXPORTERS = tuple(_exporter(suffix) for suffix in MESH_SUFFIXES)
+
+
+def mesh_exporters() -> dict[str, object]:
+    """Suffix -> the registered mesh exporter writing it (the core's and any plugin's)."""
+    from ..plugins import get_host
+
+    return {s: spec for spec in get_host().exporters.all().values() if spec.kind == "mesh" for s in spec.suffixes}
+
+
+def export_mesh(mesh: Mesh, path: str | os.PathLike) -> Path:
+    """Write ``mesh`` through the registered exporter for its suffix; UsageError naming the formats otherwise."""
+    path = Path(path)
+    exporters = mesh_exporters()
+    spec = exporters.get(path.suffix.lower())
+    if spec is None:
+        raise UsageError(f"{path}: mesh formats are {', '.join(sorted(exporters))}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec.export(mesh, path)
     return path

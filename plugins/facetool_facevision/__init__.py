@@ -1,9 +1,6 @@
-"""facetool plugin (work in progress, branch wip/facevision): FaceVision — depth + correspondence maps from one
-photo by a two-decoder U-Net GAN, then a mesh built from them (:mod:`facetool_facevision.mesh`).
-
-Built: the net, training, the runner that ``facetool reconstruct`` calls. Not yet: canonical-UV texture atlas
-(the textured OBJ uses the crop as its texture), ``--preview``, evaluation and its mean-face baseline, shipped
-weights, benchmark."""
+"""facetool plugin: FaceVision — depth and correspondence (PNCC) maps from one photo by a two-decoder U-Net GAN
+(:mod:`.net`, :mod:`.train`), a refined mesh built from them (:mod:`.mesh`), textured through the canonical face's
+UV layout, and its measures against the mean face (:mod:`.evaluation`). ``facetool reconstruct`` runs it."""
 
 from __future__ import annotations
 
@@ -14,8 +11,6 @@ from facetool import hookimpl
 from facetool.methods import MethodSpec
 
 METHOD = "facevision"
-#: A pixel is face where the predicted correspondence is not the black background.
-MASK_THRESHOLD = 0.1
 
 
 @dataclass
@@ -28,49 +23,61 @@ class FaceVisionRunOptions:
 
 
 class _Runner:
-    """crops (B, 3, S, S) in [0, 1] -> [(Mesh in crop pixels, maps)] per crop."""
+    """crops (B, 3, S, S) in [0, 1] -> [(Mesh in crop pixels, maps)] per crop. Set ``timings`` to a dict to have
+    the seconds of each stage (G, mesh, smoothing, detail, uv) added to it."""
 
     def __init__(self, net: Any, device: str, options: FaceVisionRunOptions) -> None:
         self.net, self.device, self.options = net.to(device).eval(), device, options
+        self.timings: dict[str, float] | None = None
 
     def __call__(self, crops: Any) -> list[tuple[Any, dict[str, Any]]]:
+        from time import perf_counter
+
         import numpy as np
         import torch
 
         from facetool.export.mesh import Mesh
 
-        from .mesh import mesh_from_maps
+        from .evaluation import masks_of
+        from .mesh import canonical_layout, mesh_from_maps, uv_from_pncc
 
+        canonical = canonical_layout()
+        timings = self.timings if self.timings is not None else {}
+        start = perf_counter()
         with torch.inference_mode():
-            depth, pncc = self.net(crops.to(self.device, torch.float32) * 2 - 1)
+            depth, pncc = self.net(crops.to(self.device, torch.float32))
         size = crops.shape[-1]
-        depth_px = ((depth[:, 0].float() + 1) * 0.5 * size).cpu().numpy()  # the target stores a fraction of S
-        correspondence = ((pncc.float() + 1) * 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+        depth_px = (depth[:, 0].float() * size).cpu().numpy()  # the data stores depth as a fraction of S
+        correspondence = pncc.float().permute(0, 2, 3, 1).cpu().numpy()
+        timings["G"] = timings.get("G", 0.0) + perf_counter() - start
         photos = (crops.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         results = []
         for i in range(len(photos)):
-            mask = correspondence[i].max(axis=2) > MASK_THRESHOLD
+            mask = masks_of(correspondence[i])
             o = self.options
             try:
                 mesh = mesh_from_maps(depth_px[i], mask, photos[i], smooth_iterations=o.smooth, detail=o.detail,
-                                      spike_factor=o.spike)  # fmt: skip
+                                      spike_factor=o.spike, timings=timings)  # fmt: skip
             except ValueError as error:  # no face surface predicted: one line, not a traceback
                 from facetool.errors import FacetoolError
 
                 raise FacetoolError(f"facevision: {error}") from error
+            start = perf_counter()
             rows, cols = mesh.pixels[:, 0], mesh.pixels[:, 1]
-            uvs = np.stack([(cols + 0.5) / size, 1 - (rows + 0.5) / size], axis=1)  # the crop is the texture
+            uvs = uv_from_pncc(correspondence[i], rows, cols, *canonical)  # the core bakes the texture atlas
+            timings["uv"] = timings.get("uv", 0.0) + perf_counter() - start
             maps = {"depth": np.where(mask, depth_px[i], np.nan), "correspondence": correspondence[i],
                     "mask": mask.astype(np.float32)}  # fmt: skip
-            results.append((Mesh(mesh.vertices, mesh.faces, mesh.colors, uvs, photos[i]), maps))
+            results.append((Mesh(mesh.vertices, mesh.faces, mesh.colors, uvs), maps))
         return results
 
 
-def _load(options: FaceVisionRunOptions | None, device: str, weights) -> Any:
+def _network(options: FaceVisionRunOptions | None, weights) -> Any:
+    """The bare net (:class:`.net.FaceVisionMaps`: photo in [0, 1] -> depth, PNCC in [0, 1]) on CPU, eval mode."""
     from facetool.errors import FacetoolError
     from facetool.models.common import load_trained_net
 
-    from .net import FaceVisionConfig, FaceVisionNet
+    from .net import FaceVisionConfig, FaceVisionMaps, FaceVisionNet
 
     if weights is None:
         raise FacetoolError(f"method {METHOD}: no weights given (train one: facetool train facevision)")
@@ -80,8 +87,17 @@ def _load(options: FaceVisionRunOptions | None, device: str, weights) -> Any:
             raise FacetoolError(f"{weights}: its G is a {type(config).__name__}, not a FaceVision generator")
         return FaceVisionNet(config)
 
-    net = load_trained_net(weights, "G", method=METHOD, build=build)
-    return _Runner(net, device, options or FaceVisionRunOptions())
+    return FaceVisionMaps(load_trained_net(weights, "G", method=METHOD, build=build)).eval()
+
+
+def _load(options: FaceVisionRunOptions | None, device: str, weights) -> Any:
+    return _Runner(_network(options, weights), device, options or FaceVisionRunOptions())
+
+
+def _measure(net: Any, request: Any) -> Any:
+    from .evaluation import measure
+
+    return measure(net, request)
 
 
 @hookimpl
@@ -97,6 +113,9 @@ def register_generators(register):
             description="FaceVision: depth + correspondence by a two-decoder U-Net GAN -> refined, textured mesh",
             input_size=128,
             sizes=(128, 256),
+            weights="facetool_facevision:weights/facevision.safetensors",
             train=facevision_train_spec(),
+            network=_network,
+            measure=_measure,
         )
     )

@@ -58,3 +58,16 @@ class FaceVisionNet(nn.Module):
         depth = crop_from_padded(self._decode(self.depth_decoder, skips), offset, size)
         correspondence = crop_from_padded(self._decode(self.correspondence_decoder, skips), offset, size)
         return depth, correspondence
+
+
+class FaceVisionMaps(nn.Module):
+    """The bare inference net in the data's own encodings: photo (B, 3, S, S) in [0, 1] -> (depth (B, 1, S, S) as a
+    fraction of S — ``facetool data maps``' depth PNG / 65535 —, correspondence (B, 3, S, S) PNCC), both in [0, 1]."""
+
+    def __init__(self, net: FaceVisionNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, photo: Tensor) -> tuple[Tensor, Tensor]:
+        depth, correspondence = self.net(photo * 2 - 1)
+        return ((depth + 1) * 0.5).clamp(0, 1), ((correspondence + 1) * 0.5).clamp(0, 1)
