@@ -59,8 +59,8 @@ def test_every_format_loads_back_with_its_counts(tmp_path, suffix):
 
 def test_textured_obj_names_its_material_and_texture(tmp_path):
     path = write_mesh(_grid_mesh(), tmp_path / "face.obj")
-    assert (tmp_path / "face.mtl").read_text().strip().endswith("map_Kd face.png")
-    assert (tmp_path / "face.png").is_file()
+    assert (tmp_path / "face.mtl").read_text().strip().endswith("map_Kd face.texture.png")
+    assert (tmp_path / "face.texture.png").is_file()
     loaded = trimesh.load(path, process=False)
     assert loaded.visual.kind == "texture" and loaded.visual.material.image.size == (8, 8)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left

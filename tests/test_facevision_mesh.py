@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from facetool_facevision.mesh import canonical_layout, laplacian_smooth_z, mesh_from_maps, uv_from_pncc, vertex_normals
+from facetool_facevision.mesh import (
+    canonical_layout,
+    laplacian_smooth_z,
+    mesh_from_maps,
+    smooth_uvs,
+    uv_from_pncc,
+    vertex_normals,
+)
 
 S = 48
 
@@ -84,3 +91,13 @@ def test_shipped_canonical_layout_is_the_symmetric_face_with_uvs_v_up():
     assert xyz.min() == 0 and xyz.max() == 1 and (uv >= 0).all() and (uv <= 1).all()
     top, chin = np.argmax(xyz[:, 1]), np.argmin(xyz[:, 1])
     assert uv[top, 1] > 0.8 and uv[chin, 1] < 0.1  # forehead at the top of the atlas
+
+
+def test_smooth_uvs_keep_a_smooth_layout_and_drop_outliers():
+    rows, cols = (a.ravel().astype(float) for a in np.mgrid[0:20, 0:20])
+    truth = np.stack([cols / 19, 0.2 + 0.5 * (rows / 19) ** 2], axis=1)
+    noisy = truth.copy()
+    noisy[::17] = np.random.default_rng(0).random((len(noisy[::17]), 2))  # scattered wrong correspondences
+    fitted = smooth_uvs(rows, cols, noisy)
+    assert np.abs(fitted - truth).max() < 1e-3 and fitted.dtype == np.float32
+    assert np.allclose(smooth_uvs(rows[:3], cols[:3], truth[:3]), truth[:3])  # too few pixels: left as they are

@@ -29,7 +29,8 @@ def test_weights_are_small_fp16_safetensors_with_a_model_card_and_mean_face():
     assert (path.parent / "MODEL_CARD.md").is_file() and (path.parent / "mean_face.npz").is_file()
     with safe_open(str(path), framework="pt") as handle:
         assert handle.metadata()["method"] == "facevision"
-        assert all(handle.get_slice(k).get_dtype() == "F16" for k in handle.keys())
+        names = handle.keys()
+        assert all(handle.get_slice(k).get_dtype() == "F16" for k in names)
 
 
 @pytest.fixture(scope="module")

@@ -124,3 +124,6 @@ def test_preview_renders_each_mesh_or_fails_in_one_line(photo, tmp_path):
         assert image.shape[1] == 2 * image.shape[0] and (image < 200).any()  # something drawn on white
     bad = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "--preview", "p.jpg"])
     assert bad.exit_code == 2 and "--preview" in bad.stderr
+    args = ["-o", str(tmp_path / "g.obj"), "--preview", str(tmp_path / "g.texture.png")]
+    clash = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "--face", "largest", *args])
+    assert clash.exit_code == 2 and "would overwrite" in clash.stderr

@@ -121,12 +121,21 @@ def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir,
 
 
 def _previews(meshes: list[Path], preview: Path) -> list[Path]:
-    """One PNG per mesh: ``preview`` itself for one, ``<stem>.face<i>.png`` for several."""
+    """One PNG per mesh: ``preview`` itself for one, ``<stem>.face<i>.png`` for several; never over a file just
+    written (a mesh's texture)."""
+    from ..export.mesh import companion_files
     from ..export.preview import render_preview
 
-    if len(meshes) == 1:
-        return [render_preview(meshes[0], preview)]
-    return [render_preview(mesh, preview.with_name(f"{preview.stem}.face{i}.png")) for i, mesh in enumerate(meshes)]
+    pngs = (
+        [preview]
+        if len(meshes) == 1
+        else [preview.with_name(f"{preview.stem}.face{i}.png") for i in range(len(meshes))]
+    )
+    written = {p.resolve() for mesh in meshes for p in (mesh, *companion_files(mesh))}
+    for png in pngs:
+        if png.resolve() in written:
+            raise UsageError(f"--preview {png} would overwrite a file of the mesh: choose another name")
+    return [render_preview(mesh, png) for mesh, png in zip(meshes, pngs, strict=True)]
 
 
 def _save_maps(maps, folder: Path, stem: str) -> None:

@@ -98,6 +98,15 @@ def _write_gltf(mesh: Mesh, path: Path) -> None:
         temp.write_bytes(data if isinstance(data, bytes) else data.encode())
 
 
+def companion_files(path: Path) -> tuple[Path, ...]:
+    """Files a textured mesh at ``path`` writes beside itself: for OBJ its ``.mtl`` and ``.texture.png`` (not
+    ``<stem>.png``, which is what a user names a preview or a render of ``<stem>.obj``)."""
+    path = Path(path)
+    if path.suffix.lower() != ".obj":
+        return ()
+    return path.with_suffix(".mtl"), path.with_name(f"{path.stem}.texture.png")
+
+
 def _write_obj(mesh: Mesh, path: Path) -> None:
     """OBJ with vertex colours as the common ``v x y z r g b`` extension; with uvs + texture an MTL and PNG."""
     textured = mesh.uvs is not None and mesh.texture is not None
@@ -117,10 +126,11 @@ def _write_obj(mesh: Mesh, path: Path) -> None:
     if textured:
         from PIL import Image
 
-        with _atomic(path.with_suffix(".png")) as temp:
+        material, texture = companion_files(path)
+        with _atomic(texture) as temp:
             Image.fromarray(mesh.texture).save(temp, format="PNG")
-        with _atomic(path.with_suffix(".mtl")) as temp:
-            temp.write_text(f"newmtl face\nKa 1 1 1\nKd 1 1 1\nmap_Kd {path.stem}.png\n")
+        with _atomic(material) as temp:
+            temp.write_text(f"newmtl face\nKa 1 1 1\nKd 1 1 1\nmap_Kd {texture.name}\n")
     with _atomic(path) as temp:
         temp.write_text("\n".join(lines) + "\n")
 

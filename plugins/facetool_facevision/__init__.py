@@ -39,7 +39,7 @@ class _Runner:
         from facetool.export.mesh import Mesh
 
         from .evaluation import masks_of
-        from .mesh import canonical_layout, mesh_from_maps, uv_from_pncc
+        from .mesh import canonical_layout, mesh_from_maps, smooth_uvs, uv_from_pncc
 
         canonical = canonical_layout()
         timings = self.timings if self.timings is not None else {}
@@ -64,7 +64,8 @@ class _Runner:
                 raise FacetoolError(f"facevision: {error}") from error
             start = perf_counter()
             rows, cols = mesh.pixels[:, 0], mesh.pixels[:, 1]
-            uvs = uv_from_pncc(correspondence[i], rows, cols, *canonical)  # the core bakes the texture atlas
+            # canonical-layout UVs; the core bakes the texture atlas for them from the full photo
+            uvs = smooth_uvs(rows, cols, uv_from_pncc(correspondence[i], rows, cols, *canonical))
             timings["uv"] = timings.get("uv", 0.0) + perf_counter() - start
             maps = {"depth": np.where(mask, depth_px[i], np.nan), "correspondence": correspondence[i],
                     "mask": mask.astype(np.float32)}  # fmt: skip
