@@ -34,24 +34,17 @@ def main() -> None:
     parser.add_argument("--format", default=".ply", help="mesh suffix to write")
     args = parser.parse_args()
 
-    from PIL import Image
+    from e2e_setup import load_e2e
 
     from facetool.align import crop_faces, estimate_alignment, get_template
     from facetool.export.mesh import export_mesh
-    from facetool.imageio import read_image, to_tensor
-    from facetool.methods import resolve_weights
-    from facetool.pipeline import detect_faces, load_detector
-    from facetool.plugins import get_host
+    from facetool.imageio import to_tensor
+    from facetool.pipeline import detect_faces
     from facetool.reconstruct import bake_texture, texture_size, to_photo_frame
 
-    image = read_image(args.photo)
-    scale = args.side / max(image.shape[:2])
-    size_wh = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-    image = np.asarray(Image.fromarray(image).resize(size_wh, Image.Resampling.BICUBIC))
-    spec = get_host().generators.get(args.method)
-    weights = resolve_weights(spec, None)
-    runner = spec.load(None, "cpu", weights)
-    det_spec, detector = load_detector(None)
+    setup = load_e2e(args.method, args.photo, args.side)
+    image, size_wh, spec, weights = setup["image"], setup["size_wh"], setup["spec"], setup["weights"]
+    runner, det_spec, detector = setup["runner"], setup["det_spec"], setup["detector"]
     size, template = spec.input_size, get_template(spec.template)
 
     stages: dict[str, list[float]] = {}

@@ -41,18 +41,30 @@ def test_concave_outline_is_not_bridged_and_spikes_go():
     depth, mask, photo = _dome()
     mask[: S // 2, S // 2 - 2 : S // 2 + 2] = False  # a notch: Delaunay would bridge it
     depth[20, 30] = 500.0  # one spike
-    mesh = mesh_from_maps(depth, mask, photo, smooth_iterations=0, detail=0.0)
+    mesh = mesh_from_maps(depth, mask, photo, smooth_iterations=0, detail=0.0, median=1)
     centroids = mesh.vertices[mesh.faces, :2].mean(axis=1)
     in_notch = (np.abs(centroids[:, 0] - S / 2) < 1.5) & (-centroids[:, 1] < S / 2 - 2)
     assert not in_notch.any()
     assert mesh.vertices[:, 2].max() < 100  # the spike's triangles were dropped with it
 
 
+def test_the_median_filter_removes_an_isolated_pit_and_keeps_the_outline():
+    depth, mask, photo = _dome()
+    pitted = depth.copy()
+    pitted[S // 2, S // 2] -= 30.0  # one failed pixel in the middle of the face
+    raw = mesh_from_maps(pitted, mask, photo, smooth_iterations=0, detail=0.0, median=1)
+    filtered = mesh_from_maps(pitted, mask, photo, smooth_iterations=0, detail=0.0)
+    centre = (filtered.pixels == [S // 2, S // 2]).all(axis=1)
+    assert abs(filtered.vertices[centre, 2][0] - depth[S // 2, S // 2]) < 1.0
+    assert len(filtered.faces) > len(raw.faces)  # no hole where the pit was
+    assert len(filtered.vertices) == int(mask.sum())
+
+
 def test_smoothing_reduces_noise_and_keeps_the_grid():
     depth, mask, photo = _dome()
     depth = np.where(mask, 0.02 * depth**2, np.nan)  # a gentle surface: smoothing should keep it
     noisy = depth + np.random.default_rng(0).normal(0, 1.0, depth.shape)
-    rough = mesh_from_maps(noisy, mask, photo, smooth_iterations=0, detail=0.0)
+    rough = mesh_from_maps(noisy, mask, photo, smooth_iterations=0, detail=0.0, median=1)
     smooth = laplacian_smooth_z(rough.vertices, rough.faces, 10)
     truth = depth[rough.pixels[:, 0], rough.pixels[:, 1]]
     assert np.abs(smooth[:, 2] - truth).mean() < 0.6 * np.abs(rough.vertices[:, 2] - truth).mean()

@@ -20,6 +20,11 @@ class FaceVisionRunOptions:
     smooth: int = field(default=5, metadata={"help": "Laplacian smoothing iterations of the depth"})
     detail: float = field(default=0.5, metadata={"help": "photo high-pass detail along the normals, px per unit"})
     spike: float = field(default=4.0, metadata={"help": "drop triangles whose longest edge exceeds this × median"})
+    median: int = field(default=5, metadata={"help": "median filter of the depth before meshing, px (1: off)"})
+
+    def __post_init__(self) -> None:
+        if self.smooth < 0 or self.spike <= 0 or self.median < 1:
+            raise ValueError("smooth must be >= 0, spike > 0 and median >= 1")
 
 
 class _Runner:
@@ -57,7 +62,7 @@ class _Runner:
             o = self.options
             try:
                 mesh = mesh_from_maps(depth_px[i], mask, photos[i], smooth_iterations=o.smooth, detail=o.detail,
-                                      spike_factor=o.spike, timings=timings)  # fmt: skip
+                                      spike_factor=o.spike, median=o.median, timings=timings)  # fmt: skip
             except ValueError as error:  # no face surface predicted: one line, not a traceback
                 from facetool.errors import FacetoolError
 

@@ -5,6 +5,8 @@ value: larger = nearer), so a viewer looking down -z sees the face as the photo 
 
 Steps (:func:`mesh_from_maps`):
 
+0. Outliers: a ``median`` × ``median`` median filter of the depth inside the mask (the GAN's failures on unusual
+   photos are isolated pits and peaks; spike removal would otherwise punch holes where they are).
 1. Vertices: one per masked pixel (``step`` > 1 keeps every step-th row and column).
 2. Delaunay triangulation of their (x, y).
 3. Background removal: Delaunay fills the convex hull; triangles whose centroid falls outside the mask go.
@@ -48,6 +50,16 @@ def _neighbours(faces: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     edges = np.concatenate([edges, edges[:, ::-1]])
     edges = np.unique(edges, axis=0)
     return edges[:, 0], edges[:, 1]
+
+
+def masked_median(values: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
+    """Median filter of ``values`` (S, S) over ``size`` × ``size`` windows, outside pixels first filled with their
+    nearest inside value (so the border is not pulled towards the background); NaN outside the mask."""
+    from scipy.ndimage import distance_transform_edt, median_filter
+
+    nearest = distance_transform_edt(~mask, return_distances=False, return_indices=True)
+    filled = values[nearest[0], nearest[1]]
+    return np.where(mask, median_filter(filled, size=size, mode="nearest"), np.nan)
 
 
 def boundary_vertices(faces: np.ndarray, count: int) -> np.ndarray:
@@ -102,6 +114,7 @@ def mesh_from_maps(
     *,
     step: int = 1,
     spike_factor: float = 4.0,
+    median: int = 5,
     smooth_iterations: int = 5,
     detail: float = 0.5,
     timings: dict[str, float] | None = None,
@@ -126,6 +139,8 @@ def mesh_from_maps(
 
     depth = np.asarray(depth, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool) & np.isfinite(depth)
+    if median > 1 and mask.any() and depth.shape == mask.shape:
+        depth = masked_median(depth, mask, median)
     if depth.shape != mask.shape or photo.shape[:2] != depth.shape:
         raise ValueError(f"maps differ in size: depth {depth.shape}, mask {mask.shape}, photo {photo.shape[:2]}")
     keep = np.zeros_like(mask)
