@@ -31,23 +31,16 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=1024, help="long side the photo is resized to")
     args = parser.parse_args()
 
-    from PIL import Image
+    from e2e_setup import load_e2e
 
     from facetool.align import crop_faces, estimate_alignment, get_template, paste_back, transform_points
-    from facetool.imageio import from_tensor, read_image, to_tensor
-    from facetool.methods import resolve_weights
+    from facetool.imageio import from_tensor, to_tensor
     from facetool.nets.layers import conv_flops
-    from facetool.pipeline import detect_faces, load_detector
-    from facetool.plugins import get_host
+    from facetool.pipeline import detect_faces
 
-    image = read_image(args.photo)
-    scale = args.side / max(image.shape[:2])
-    size_wh = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-    image = np.asarray(Image.fromarray(image).resize(size_wh, Image.Resampling.BICUBIC))
-    spec = get_host().generators.get(args.method)
-    weights = resolve_weights(spec, None)
-    runner = spec.load(None, "cpu", weights)
-    det_spec, detector = load_detector(None)
+    setup = load_e2e(args.method, args.photo, args.side)
+    image, size_wh, spec, weights = setup["image"], setup["size_wh"], setup["spec"], setup["weights"]
+    runner, det_spec, detector = setup["runner"], setup["det_spec"], setup["detector"]
     size, template = spec.input_size, get_template(spec.template)
     takes_points = getattr(runner, "takes_points5", False)
     background = spec.background

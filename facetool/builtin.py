@@ -48,9 +48,12 @@ def register_assets(register):
 
 @hookimpl
 def register_exporters(register):
+    from .export.mesh import MESH_EXPORTERS
     from .export.onnx import ONNX_EXPORTER
 
     register(ONNX_EXPORTER)
+    for exporter in MESH_EXPORTERS:
+        register(exporter)
 
 
 @hookimpl

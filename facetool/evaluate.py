@@ -14,6 +14,10 @@ the target the last role of the last stream (pix2pix photo -> drawing; CycleGAN 
   measured item have them, else 5: ``nme_points``). Items where either side has no face are left out of the mean
   and counted in ``nme_found`` (the fraction of items measured).
 
+A method whose output is not one image (``MethodSpec.measure``: a reconstruction's maps) measures itself: it gets
+the loaded network and an :class:`EvalRequest` and returns :class:`Measured` (its metrics, the roles it read, the
+item count and grid rows); FID / KID / NME do not apply to it.
+
 A network with a true ``takes_points5`` attribute is also given each item's 5 landmarks (``points5=``, crop
 pixels), as ``facetool stylize`` gives them. The result is a JSON-ready dict with no clock in it: the same
 weights, data and seed give the same JSON.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,35 @@ GRID_ITEMS = 8
 LINE_ROLES = ("drawing", "loomis")
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """What ``facetool evaluate`` hands a method's own ``measure``: the data and how to read it."""
+
+    data_dir: Path
+    split: str | None  # "train", "test" or None (all items)
+    size: int
+    batch_size: int
+    limit: int | None
+    device: str
+    options: Any  # the method's options (MethodSpec.options instance)
+    train_options: Any  # the options the weights were trained with (None for --oracle)
+    seed: int
+
+
+@dataclass
+class Measured:
+    """A method's own measurement: ``metrics`` (name -> number or None), ``roles`` (what it read, e.g.
+    {"input": "photo", "target": "depth+pncc+mask"}), ``count`` items, ``grid`` rows of (C, H, W) tensors in
+    [0, 1] (None = a white tile) for ``grid.png``, ``notes`` (name -> str: what the numbers mean, e.g. the
+    baseline's source) for the JSON."""
+
+    metrics: dict[str, Any]
+    roles: dict[str, str]
+    count: int
+    grid: list[tuple[Any, ...]] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def _net_extras(net: Any, batch: dict[str, Any], device: str) -> dict[str, Any]:
@@ -243,10 +277,13 @@ def evaluate_method(
     metadata = weights_metadata(weights_path)
     if metadata.get("method") and metadata["method"] != spec.name:
         raise FacetoolError(f"{weights_path} holds weights of method {metadata['method']}, not {spec.name}")
-    input_role, target_role = io_roles(spec, train_options_of(spec, metadata), options)
-
     data_dir = Path(data_dir)
     which = None if split == "all" else split
+    if spec.measure is not None:
+        return _evaluate_own(spec, weights_path, metadata, data_dir, which, split, size, batch_size, limit, seed,
+                             device, options, out_dir, nme, oracle)  # fmt: skip
+    input_role, target_role = io_roles(spec, train_options_of(spec, metadata), options)
+
     inputs = ManifestDataset(data_dir, roles=(input_role,), split=which, size=size)
     targets = ManifestDataset(data_dir, roles=(target_role,), split=which, size=size)
     input_items = inputs.items[:limit] if limit else inputs.items
@@ -327,12 +364,7 @@ def evaluate_method(
         metrics |= landmarks.metrics()
 
     result = {
-        "method": spec.name,
-        "version": spec.version,
-        "weights": {"path": str(weights_path) if weights_path else None, "sha256": weights_digest(weights_path)},
-        "oracle": oracle,
-        "data": str(data_dir),
-        "split": split,
+        **_header(spec, weights_path, oracle, data_dir, split),
         "roles": {"input": input_role, "target": target_role},
         "size": size,
         "count": len(input_items),
@@ -346,6 +378,44 @@ def evaluate_method(
     return result
 
 
+def _header(spec: Any, weights_path: Path | None, oracle: bool, data_dir: Path, split: str) -> dict[str, Any]:
+    """The metrics document's first keys: what was measured, with which weights, on which data."""
+    return {
+        "method": spec.name,
+        "version": spec.version,
+        "weights": {"path": str(weights_path) if weights_path else None, "sha256": weights_digest(weights_path)},
+        "oracle": oracle,
+        "data": str(data_dir),
+        "split": split,
+    }
+
+
+def _evaluate_own(spec, weights_path, metadata, data_dir, which, split, size, batch_size, limit, seed, device,
+                  options, out_dir, nme, oracle) -> dict[str, Any]:  # fmt: skip
+    """``evaluate_method`` for a method with its own ``measure`` (see the module docstring)."""
+    import torch
+
+    if nme is not None:
+        raise UsageError(f"method {spec.name} measures its own outputs: --nme does not apply")
+    torch.manual_seed(seed)
+    net = None if oracle else spec.network(options, weights_path).to(device).eval()
+    request = EvalRequest(data_dir, which, size, batch_size, limit, device, options,
+                          None if oracle else train_options_of(spec, metadata), seed)  # fmt: skip
+    measured: Measured = spec.measure(net, request)
+    result = {
+        **_header(spec, weights_path, oracle, data_dir, split),
+        "roles": measured.roles,
+        "size": size,
+        "count": measured.count,
+        "metrics": _round(measured.metrics),
+        "notes": measured.notes,
+        "seed": seed,
+    }
+    if out_dir is not None:
+        write_outputs(Path(out_dir), result, measured.grid[:GRID_ITEMS])
+    return result
+
+
 def _tile(image: Any, size: tuple[int, int]) -> np.ndarray:
     """(C, H, W) [0, 1] tensor -> (H, W, 3) float; None -> white."""
     if image is None:
@@ -354,14 +424,15 @@ def _tile(image: Any, size: tuple[int, int]) -> np.ndarray:
     return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array[:, :, :3]
 
 
-def grid_image(rows: list[tuple[Any, Any, Any]], gap: int = 2) -> np.ndarray:
-    """Rows of (input, output, target) (C, H, W) tensors (target may be None) -> one (H', W', 3) float image."""
+def grid_image(rows: list[tuple[Any, ...]], gap: int = 2) -> np.ndarray:
+    """Rows of (C, H, W) tensors of one size — (input, output, target) here; None = a white tile — -> one
+    (H', W', 3) float image."""
     size = tuple(rows[0][1].shape[-2:])
     white_col = np.ones((size[0], gap, 3), np.float32)
     lines = []
     for row in rows:
         tiles = [_tile(t, size) for t in row]
-        lines.append(np.concatenate([tiles[0], white_col, tiles[1], white_col, tiles[2]], axis=1))
+        lines.append(np.concatenate([part for tile in tiles for part in (tile, white_col)][:-1], axis=1))
     white_row = np.ones((gap, lines[0].shape[1], 3), np.float32)
     stacked = [part for line in lines for part in (line, white_row)][:-1]
     return np.concatenate(stacked, axis=0)

@@ -53,6 +53,9 @@ class MethodSpec:
         roles: ``roles(options, train_options) -> (input role, target role)`` of the network for ``facetool
             evaluate``, when its options can change them (CycleGAN's direction); None: the first role of the first
             training stream -> the last role of the last.
+        measure: ``measure(net, request) -> Measured`` (:mod:`facetool.evaluate`): for a method whose output is
+            not one image (a reconstruction's maps), its whole measurement in place of the image metrics; ``net`` is
+            ``network(...)`` on the request's device, or None for ``--oracle`` (score the targets themselves).
     """
 
     name: str
@@ -72,6 +75,7 @@ class MethodSpec:
     network: Callable[[Any, Path | None], Any] | None = None
     evaluate: Callable[..., dict[str, list[float]]] | None = None
     roles: Callable[[Any, Any], tuple[str, str]] | None = None
+    measure: Callable[[Any, Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

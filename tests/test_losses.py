@@ -196,6 +196,21 @@ def test_l1_and_masked_l1_values_and_gradients():
     assert masked_l1(colour, torch.zeros_like(colour), mask).item() == pytest.approx(1.0)
 
 
+def test_masked_gradient_l1_ignores_the_border_jump_and_sends_gradient_inside_only():
+    target = torch.zeros(1, 1, 6, 6)
+    target[..., 1:5, 1:5] = 1.0  # a raised square: a jump at its border
+    mask = (target > 0).float()
+    pred = target.clone()
+    pred[..., 1:5, 1:5] = 0.2  # the right shape inside, a wrong step to the background
+    assert gradient_l1(pred, target, mask).item() == pytest.approx(0.0, abs=1e-6)
+    assert gradient_l1(pred, target).item() > 0.1
+    ramp = torch.arange(6.0).expand(1, 1, 6, 6).clone().requires_grad_(True)
+    loss = gradient_l1(ramp, torch.zeros(1, 1, 6, 6), mask)  # x: 1 per step inside, y: 0
+    assert loss.item() == pytest.approx(1.0)
+    loss.backward()
+    assert ramp.grad[..., 0, :].abs().sum() == 0 and ramp.grad[..., 1:5, 1:5].abs().sum() > 0
+
+
 def test_gradient_l1_ignores_constant_shift():
     torch.manual_seed(0)
     target = torch.rand(2, 3, 5, 6)

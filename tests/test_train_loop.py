@@ -346,3 +346,14 @@ def test_a_new_step_total_on_resume_sets_the_rate_of_the_new_schedule():
     resumed.step()
     extended.step()
     assert resumed.param_groups[0]["lr"] == pytest.approx(0.75)
+
+
+def test_a_mirrored_pncc_map_mirrors_canonical_x_and_keeps_the_background() -> None:
+    from facetool.train.loop import _flip
+
+    pncc = torch.zeros(3, 4, 6)
+    pncc[:, 1:3, 1:3] = torch.tensor([0.2, 0.5, 0.7])[:, None, None]  # a face patch left of centre
+    flipped = _flip({"pncc": pncc, "photo": torch.rand(3, 4, 6)})["pncc"]
+    assert torch.allclose(flipped[:, 1:3, 3:5], torch.tensor([0.8, 0.5, 0.7])[:, None, None])
+    assert flipped[:, :, :3].eq(0).all() and flipped[:, 0].eq(0).all()  # background stays black
+    assert torch.allclose(_flip({"pncc": flipped})["pncc"], pncc)

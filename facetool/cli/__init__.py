@@ -37,7 +37,17 @@ def _version(value: bool) -> None:
 def build_app() -> typer.Typer:
     """The typer app with the core commands plus every loaded plugin's ``register_commands``."""
     from ..plugins import get_host
-    from . import assets_cmd, data_cmd, detect_cmd, evaluate_cmd, export_cmd, info_cmd, stylize_cmd, train_cmd
+    from . import (
+        assets_cmd,
+        data_cmd,
+        detect_cmd,
+        evaluate_cmd,
+        export_cmd,
+        info_cmd,
+        reconstruct_cmd,
+        stylize_cmd,
+        train_cmd,
+    )
 
     app = typer.Typer(
         name="facetool",
@@ -60,6 +70,7 @@ def build_app() -> typer.Typer:
 
     detect_cmd.register(app)
     stylize_cmd.register(app)
+    reconstruct_cmd.register(app)
     info_cmd.register(app)
     assets_cmd.register(app)
     data_cmd.register(app)

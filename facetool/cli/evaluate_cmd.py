@@ -66,18 +66,23 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--oracle scores the data's targets: drop --weights")
         spec = get_host().generators.get(method)
         options = parse_options(spec.options, option, f"method {method}")
+        if spec.measure is not None and (inception is not None or nme is not None):
+            raise UsageError(f"method {method} measures its own outputs: --inception and --nme do not apply")
         if nme is not None:
             nme_detector_spec(nme)  # an unknown detector or a missing asset fails before the backbone loads
-        backbone = load_backbone(inception)
+        backbone = load_backbone(inception) if spec.measure is None else None
         result = evaluate_method(spec, data, weights, options, split=split, size=size, batch_size=batch_size,
                                  limit=limit, seed=seed, device=resolve_device(device), out_dir=output,
                                  backbone=backbone, nme=nme, oracle=oracle)  # fmt: skip
         if json_out:
             print_json(result)
             return
+        measured_by = f"backbone {result['backbone']}" if "backbone" in result else "its own measures"
         out.print(f"{result['method']} on {result['data']} ({result['split']}, {result['count']} items, "
-                  f"backbone {result['backbone']})", highlight=False)  # fmt: skip
+                  f"{measured_by})", highlight=False)  # fmt: skip
         for name, value in result["metrics"].items():
             out.print(f"  {name:<13} {value}", highlight=False)
+        for name, text in result.get("notes", {}).items():
+            out.print(f"  ({name}: {text})", highlight=False)
         if output is not None:
             out.print(f"wrote {output / 'metrics.json'} and {output / 'grid.png'}", highlight=False)

@@ -190,12 +190,21 @@ class _StepDataset(torch.utils.data.Dataset):
         return batch
 
 
+def mirror_pncc(pncc: torch.Tensor) -> torch.Tensor:
+    """A mirrored PNCC map (3, H, W) keeps its meaning only if its canonical x (channel 0, [0, 1] over the
+    symmetric canonical face) becomes 1 - x too; the black background stays black."""
+    face = pncc.amax(dim=0, keepdim=True) > 0
+    out = pncc.flip(-1).clone()
+    out[0] = torch.where(face.flip(-1)[0], 1 - out[0], out[0])
+    return out
+
+
 def _flip(item: dict[str, Any]) -> dict[str, Any]:
-    """Mirror every image role of an item (and its 5 points: x mirrored, left/right swapped)."""
+    """Mirror every image role of an item (and its 5 points: x mirrored, left/right swapped; PNCC: x inverted)."""
     out = dict(item)
     for key, value in item.items():
         if isinstance(value, torch.Tensor) and value.dim() == 3:
-            out[key] = value.flip(-1)
+            out[key] = mirror_pncc(value) if key == "pncc" else value.flip(-1)
     if "points5" in item:
         width = next(v.shape[-1] for v in item.values() if isinstance(v, torch.Tensor) and v.dim() == 3)
         p = item["points5"].clone()

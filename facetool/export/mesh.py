@@ -1,0 +1,189 @@
+"""Mesh files: ``.ply`` (binary, vertex colours), ``.obj`` (+ ``.mtl`` + texture PNG), ``.stl``, ``.vtp``, ``.gltf``
+and ``.glb`` (real binary glTF: pyvista's ``export_gltf`` writes JSON text even for ``.glb``, so glTF goes
+through trimesh).
+
+Every file is written to a temporary name beside the target and renamed, so a crash never leaves half a mesh; an
+OBJ's ``.mtl`` and texture are renamed into place before the ``.obj`` that names them. pyvista / trimesh are
+imported only here (``pip install facetool[mesh]``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+
+MESH_SUFFIXES = (".ply", ".obj", ".stl", ".vtp", ".gltf", ".glb")
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh: vertices (N, 3) float32, faces (M, 3) int, optional colors (N, 3) uint8, uvs (N, 2) in
+    [0, 1] (v up, as OBJ and glTF's loaders expect after their own flips) and a texture image (H, W, 3) uint8."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    colors: np.ndarray | None = None
+    uvs: np.ndarray | None = None
+    texture: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32)
+        self.faces = np.ascontiguousarray(self.faces, dtype=np.int64)
+        if self.vertices.ndim != 2 or self.vertices.shape[1] != 3 or self.faces.ndim != 2 or self.faces.shape[1] != 3:
+            raise ValueError(f"need vertices (N, 3) and faces (M, 3), got {self.vertices.shape}, {self.faces.shape}")
+        if len(self.faces) and (self.faces.min() < 0 or self.faces.max() >= len(self.vertices)):
+            raise ValueError("faces index vertices that do not exist")
+        if not np.isfinite(self.vertices).all():
+            raise ValueError("vertices hold NaN or inf")
+
+
+@contextmanager
+def _atomic(path: Path):
+    """Yield a temporary path beside ``path`` (same suffix); rename it onto ``path`` when the block succeeds."""
+    from ..imageio import _file_mode_for
+
+    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.fchmod(handle, _file_mode_for(path))  # mkstemp's 0600 would hide the mesh from other users
+    os.close(handle)
+    try:
+        yield Path(temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _polydata(mesh: Mesh):
+    import pyvista as pv
+
+    cells = np.hstack([np.full((len(mesh.faces), 1), 3), mesh.faces]).ravel()
+    poly = pv.PolyData(mesh.vertices, cells)
+    if mesh.colors is not None:
+        poly.point_data["RGB"] = np.asarray(mesh.colors, dtype=np.uint8)
+    return poly
+
+
+def _write_pyvista(mesh: Mesh, path: Path) -> None:
+    poly = _polydata(mesh)
+    with _atomic(path) as temp:
+        if path.suffix == ".ply" and mesh.colors is not None:
+            poly.save(temp, binary=True, texture="RGB")
+        else:
+            poly.save(temp, binary=True)
+
+
+def _write_gltf(mesh: Mesh, path: Path) -> None:
+    import trimesh
+
+    visual = None
+    if mesh.uvs is not None and mesh.texture is not None:
+        from PIL import Image
+
+        visual = trimesh.visual.TextureVisuals(uv=mesh.uvs, image=Image.fromarray(mesh.texture))
+    elif mesh.colors is not None:
+        visual = trimesh.visual.ColorVisuals(vertex_colors=mesh.colors)
+    tri = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, visual=visual, process=False)
+    data = tri.export(file_type=path.suffix[1:])
+    if isinstance(data, dict):  # .gltf: JSON plus buffers; embed them so one file is the whole model
+        data = trimesh.exchange.gltf.export_gltf(tri, embed_buffers=True)["model.gltf"]
+    with _atomic(path) as temp:
+        temp.write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+def companion_files(path: Path) -> tuple[Path, ...]:
+    """Files a textured mesh at ``path`` writes beside itself: for OBJ its ``.mtl`` and ``.texture.png`` (not
+    ``<stem>.png``, which is what a user names a preview or a render of ``<stem>.obj``)."""
+    path = Path(path)
+    if path.suffix.lower() != ".obj":
+        return ()
+    return path.with_suffix(".mtl"), path.with_name(f"{path.stem}.texture.png")
+
+
+def _write_obj(mesh: Mesh, path: Path) -> None:
+    """OBJ with vertex colours as the common ``v x y z r g b`` extension; with uvs + texture an MTL and PNG."""
+    textured = mesh.uvs is not None and mesh.texture is not None
+    lines = []
+    if textured:
+        lines.append(f"mtllib {path.stem}.mtl")
+    colors = None if mesh.colors is None else np.asarray(mesh.colors, dtype=np.float64) / 255.0
+    for k, v in enumerate(mesh.vertices):
+        extra = "" if colors is None else " {:.4f} {:.4f} {:.4f}".format(*colors[k])
+        lines.append(f"v {v[0]:.6f} {v[1]:.6f} {v[2]:.6f}{extra}")
+    if textured:
+        lines += [f"vt {u:.6f} {w:.6f}" for u, w in mesh.uvs]
+        lines.append("usemtl face")
+        lines += [f"f {a + 1}/{a + 1} {b + 1}/{b + 1} {c + 1}/{c + 1}" for a, b, c in mesh.faces]
+    else:
+        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in mesh.faces]
+    if textured:
+        from PIL import Image
+
+        material, texture = companion_files(path)
+        with _atomic(texture) as temp:
+            Image.fromarray(mesh.texture).save(temp, format="PNG")
+        with _atomic(material) as temp:
+            temp.write_text(f"newmtl face\nKa 1 1 1\nKd 1 1 1\nmap_Kd {texture.name}\n")
+    with _atomic(path) as temp:
+        temp.write_text("\n".join(lines) + "\n")
+
+
+WRITERS: dict[str, Callable[[Mesh, Path], None]] = {
+    ".ply": _write_pyvista,
+    ".stl": _write_pyvista,
+    ".vtp": _write_pyvista,
+    ".obj": _write_obj,
+    ".gltf": _write_gltf,
+    ".glb": _write_gltf,
+}
+
+
+def write_mesh(mesh: Mesh, path: str | os.PathLike) -> Path:
+    """Write ``mesh`` in the format its suffix names (:data:`MESH_SUFFIXES`); returns the path."""
+    path = Path(path)
+    writer = WRITERS.get(path.suffix.lower())
+    if writer is None:
+        raise UsageError(f"{path}: mesh formats are {', '.join(MESH_SUFFIXES)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer(mesh, path)
+    return path
+
+
+def _exporter(suffix: str):
+    from ..exporters import ExporterSpec
+
+    what = {".ply": "PLY, binary, vertex colours", ".obj": "Wavefront OBJ + MTL + texture PNG", ".stl": "STL, binary",
+            ".vtp": "VTK PolyData, binary", ".gltf": "glTF 2.0, JSON with embedded buffers",
+            ".glb": "glTF 2.0, binary"}  # fmt: skip
+    return ExporterSpec(name=suffix[1:], kind="mesh", suffixes=(suffix,), export=write_mesh,
+                        description=f"mesh: {what[suffix]}")  # fmt: skip
+
+
+#: The core's mesh exporters, registered through ``register_exporters`` like a plugin's.
+MESH_EXPORTERS = tuple(_exporter(suffix) for suffix in MESH_SUFFIXES)
+
+
+def mesh_exporters() -> dict[str, object]:
+    """Suffix -> the registered mesh exporter writing it (the core's and any plugin's)."""
+    from ..plugins import get_host
+
+    return {s: spec for spec in get_host().exporters.all().values() if spec.kind == "mesh" for s in spec.suffixes}
+
+
+def export_mesh(mesh: Mesh, path: str | os.PathLike) -> Path:
+    """Write ``mesh`` through the registered exporter for its suffix; UsageError naming the formats otherwise."""
+    path = Path(path)
+    exporters = mesh_exporters()
+    spec = exporters.get(path.suffix.lower())
+    if spec is None:
+        raise UsageError(f"{path}: mesh formats are {', '.join(sorted(exporters))}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec.export(mesh, path)
+    return path

@@ -1,0 +1,129 @@
+"""``facetool reconstruct`` through the CLI with a fake method: one mesh per face, in the photo's frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from facetool import hookimpl
+from facetool.cli import build_app
+from facetool.detectors import DetectorSpec
+from facetool.export.mesh import Mesh
+from facetool.faces import Face
+from facetool.imageio import write_image
+from facetool.methods import MethodSpec
+from facetool.plugins import get_host
+from facetool.reconstruct import to_photo_frame
+
+pv = pytest.importorskip("pyvista")
+
+FACES = [
+    Face(box=[40, 40, 160, 170], score=0.99, points5=[[75, 90], [125, 90], [100, 115], [80, 140], [120, 140]]),
+    Face(box=[250, 60, 330, 150], score=0.98, points5=[[272, 95], [308, 95], [290, 112], [276, 130], [304, 130]]),
+]
+
+
+def _dome_runner(crops):
+    """A square of vertices over the crop centre, the middle one nearest: (mesh in crop pixels, maps)."""
+    size = crops.shape[-1]
+    results = []
+    for _ in range(crops.shape[0]):
+        ys, xs = np.mgrid[0:5, 0:5]
+        cols, rows = size / 2 + (xs - 2) * 4, size / 2 + (ys - 2) * 4
+        z = 10 - ((xs - 2) ** 2 + (ys - 2) ** 2)
+        vertices = np.stack([cols.ravel(), -rows.ravel(), z.ravel()], 1)
+        faces = [(r * 5 + c, r * 5 + c + 1, (r + 1) * 5 + c + 1) for r in range(4) for c in range(4)]
+        results.append((Mesh(vertices, np.array(faces)), {"depth": np.ones((size, size), np.float32)}))
+    return results
+
+
+class FakePlugins:
+    @hookimpl
+    def register_detectors(self, register):
+        class Fixed:
+            def detect(self, image):
+                return [Face(box=f.box, score=f.score, points5=f.points5) for f in FACES]
+
+        register(DetectorSpec(name="fixed", load=lambda o, d: Fixed(), description="test", priority=1000))
+
+    @hookimpl
+    def register_generators(self, register):
+        register(MethodSpec(name="dome", task="reconstruct", load=lambda o, d, w: _dome_runner, description="test",
+                            sizes=(64,), input_size=64))  # fmt: skip
+
+
+@pytest.fixture
+def photo(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACETOOL_PLUGINS", "")
+    get_host().register_object(FakePlugins(), "fake")
+    path = tmp_path / "photo.png"
+    write_image(path, np.full((300, 400, 3), 120, np.uint8))
+    return path
+
+
+def test_one_mesh_per_face_in_the_photo_frame_with_maps(photo, tmp_path):
+    out = tmp_path / "face.ply"
+    result = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-o", str(out), "--maps-dir",
+                                              str(tmp_path / "maps")])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    meshes = [pv.read(tmp_path / f"face.face{i}.ply") for i in range(2)]
+    for mesh, face in zip(meshes, FACES, strict=True):
+        assert mesh.n_points == 25 and mesh.n_cells == 16
+        nearest = np.asarray(mesh.points)[np.argmax(mesh.points[:, 2])]
+        eyes = np.asarray(face.points5)[:2].mean(axis=0)
+        assert abs(nearest[0] - eyes[0]) < 3  # back over the face, in photo pixels (y up: -row)
+    assert (tmp_path / "maps" / "face.face0.depth.npy").is_file()
+    assert (tmp_path / "maps" / "face.face1.depth.png").is_file()
+
+
+def test_usage_errors(photo, tmp_path):
+    bad = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-o", str(tmp_path / "face.fbx")])
+    assert bad.exit_code == 2 and "mesh formats" in bad.stderr
+
+
+def test_to_photo_frame_inverts_the_crop_similarity():
+    matrix = np.array([[0.5, 0.0, -10.0], [0.0, 0.5, -20.0]])  # photo -> crop: half size, shifted
+    mesh = Mesh(np.array([[0.0, 0.0, 4.0], [10.0, -10.0, 2.0], [10.0, 0.0, 0.0]]), np.array([[0, 1, 2]]))
+    back = to_photo_frame(mesh, matrix)
+    np.testing.assert_allclose(back.vertices, [[20.0, -40.0, 8.0], [40.0, -60.0, 4.0], [40.0, -40.0, 0.0]])
+
+
+def test_bake_texture_paints_each_texel_from_where_its_uv_lies_in_the_photo():
+    from facetool.reconstruct import bake_texture, texture_size
+
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[:, 100:] = 255  # right half white
+    # a quad over the photo's x 50..150, y 20..80, its UVs the unit square (v up: photo row 20 is v = 1)
+    vertices = np.array([[50.0, -80.0, 0.0], [150.0, -80.0, 0.0], [150.0, -20.0, 0.0], [50.0, -20.0, 0.0]])
+    mesh = Mesh(vertices, np.array([[0, 1, 2], [0, 2, 3]]), uvs=np.array([[0, 0], [1, 0], [1, 1], [0, 1]]))
+    texture = bake_texture(mesh, image, 16)
+    assert texture.shape == (16, 16, 3)
+    assert (texture[:, :7] == 0).all() and (texture[:, 9:] == 255).all()  # photo x 100 is the atlas' middle
+    assert texture_size(mesh) == 256 and texture_size(Mesh(vertices * 10, mesh.faces)) == 2048
+
+
+def test_preview_renders_each_mesh_or_fails_in_one_line(photo, tmp_path):
+    from facetool.errors import FacetoolError
+    from facetool.export.preview import render_preview
+    from facetool.imageio import read_image
+
+    broken = tmp_path / "broken.ply"
+    broken.write_bytes(b"ply\nnot a mesh")
+    with pytest.raises(FacetoolError, match="cannot render offscreen") as info:
+        render_preview(broken, tmp_path / "broken.png")
+    assert "\n" not in str(info.value) and not (tmp_path / "broken.png").exists()
+
+    result = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "-o", str(tmp_path / "f.ply"),
+                                              "--preview", str(tmp_path / "f.png")])  # fmt: skip
+    if result.exit_code == 1 and "cannot render offscreen" in result.stderr:
+        pytest.skip(f"no offscreen OpenGL here: {result.stderr.strip()}")
+    assert result.exit_code == 0, result.output
+    for i in range(2):  # two faces: one mesh and one preview each
+        image = read_image(tmp_path / f"f.face{i}.png")
+        assert image.shape[1] == 2 * image.shape[0] and (image < 200).any()  # something drawn on white
+    bad = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "--preview", "p.jpg"])
+    assert bad.exit_code == 2 and "--preview" in bad.stderr
+    args = ["-o", str(tmp_path / "g.obj"), "--preview", str(tmp_path / "g.texture.png")]
+    clash = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "--face", "largest", *args])
+    assert clash.exit_code == 2 and "would overwrite" in clash.stderr
