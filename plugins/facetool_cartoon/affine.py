@@ -1,0 +1,36 @@
+"""Approach B (issue 7): move a cartoon onto a photo's layout with the 2D affine map that best takes the cartoon's
+landmarks to the photo's (least squares over K >= 3 pairs), warped with kornia."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def fit_affine(source: Tensor, target: Tensor) -> Tensor:
+    """Least-squares affine maps: source (B, K, 2), target (B, K, 2) points, K >= 3 -> (B, 2, 3) matrices M with
+    ``target ≈ M @ [x, y, 1]``. Solved per item through the SVD-based pseudo-inverse (stable when the points are
+    nearly collinear: the minimum-norm solution)."""
+    if source.shape != target.shape or source.shape[-2] < 3 or source.shape[-1] != 2:
+        raise ValueError(f"need (B, K >= 3, 2) point pairs, got {tuple(source.shape)} and {tuple(target.shape)}")
+    ones = torch.ones_like(source[..., :1])
+    design = torch.cat([source, ones], dim=-1)  # (B, K, 3)
+    solution = torch.linalg.pinv(design) @ target  # (B, 3, 2)
+    return solution.transpose(-1, -2)
+
+
+def apply_affine(matrices: Tensor, points: Tensor) -> Tensor:
+    """matrices (B, 2, 3), points (B, K, 2) -> (B, K, 2)."""
+    return points @ matrices[..., :2].transpose(-1, -2) + matrices[..., 2].unsqueeze(-2)
+
+
+def warp_to_layout(image: Tensor, source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Warp images (B, C, H, W) so their landmarks ``source`` land as near ``target`` as an affine map allows;
+    returns (warped images, the matrices). Pixels from outside the image take the border colour (a cartoon's
+    background), not black."""
+    from kornia.geometry.transform import warp_affine
+
+    matrices = fit_affine(source, target)
+    warped = warp_affine(image, matrices.to(image.dtype), dsize=(image.shape[-2], image.shape[-1]),
+                         padding_mode="border", align_corners=True)  # fmt: skip
+    return warped, matrices

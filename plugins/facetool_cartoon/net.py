@@ -1,0 +1,166 @@
+"""Landmark-guided CartoonGAN's nets: a ResNet generator conditioned on a hair-colour label (and optionally on
+landmark heatmaps), and a PatchGAN whose first layer is masked by the label.
+
+Hair conditioning (issue 7): the one-hot label of the 4 colours is broadcast to (B, 4, H, W) planes and concatenated
+to the input of *every* generator layer at that layer's resolution, so no layer can drop it. The discriminator's
+first conv has one group of filters per label and keeps only the group of the item's label (a label mask): it
+judges "a real cartoon with this hair colour", not just "a real cartoon". Landmark heatmaps (approach A) ride along
+with the label planes, so the layout reaches every layer too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from facetool.nets.layers import DictConfig, init_weights, norm_layer, norm_uses_bias
+
+HAIR_COLOURS = ("black", "brown", "blonde", "grey")
+
+
+def label_planes(labels: Tensor, count: int, size: tuple[int, int]) -> Tensor:
+    """labels (B,) int64 -> (B, count, H, W) float32 one-hot planes."""
+    return F.one_hot(labels, count).to(torch.float32)[:, :, None, None].expand(-1, -1, *size)
+
+
+def gaussian_heatmaps(points: Tensor, size: tuple[int, int], sigma: float) -> Tensor:
+    """points (B, K, 2) pixel (x, y), pixel centres at integers -> (B, K, H, W) Gaussians of peak 1."""
+    height, width = size
+    ys = torch.arange(height, device=points.device, dtype=points.dtype).view(1, 1, height, 1)
+    xs = torch.arange(width, device=points.device, dtype=points.dtype).view(1, 1, 1, width)
+    dx = xs - points[..., 0, None, None]
+    dy = ys - points[..., 1, None, None]
+    return torch.exp(-(dx**2 + dy**2) / (2 * sigma**2))
+
+
+@dataclass
+class ConditionalResnetConfig(DictConfig):
+    """CycleGAN's ResNet generator (c7s1, two stride-2 downs, ``blocks`` residual blocks, two ups, c7s1) with
+    ``labels`` one-hot planes and ``extra`` condition channels (landmark heatmaps) fed to every layer."""
+
+    in_channels: int = 3
+    out_channels: int = 3
+    labels: int = len(HAIR_COLOURS)
+    extra: int = 0
+    base: int = 32
+    blocks: int = 9
+    norm: str = "instance"
+
+    @property
+    def condition_channels(self) -> int:
+        return self.labels + self.extra
+
+
+class ConditionedConv(nn.Module):
+    """conv over [x, condition resized to x's size] -> norm -> activation; reflect padding for stride 1."""
+
+    def __init__(self, cin: int, cond: int, cout: int, kernel: int, stride: int = 1, norm: str | None = "instance",
+                 activation: str = "relu", transpose: bool = False) -> None:  # fmt: skip
+        super().__init__()
+        bias = norm is None or norm_uses_bias(norm)
+        if transpose:
+            self.pad: nn.Module = nn.Identity()
+            self.conv: nn.Module = nn.ConvTranspose2d(cin + cond, cout, kernel, stride=2, padding=1, output_padding=1,
+                                                      bias=bias)  # fmt: skip
+        elif stride == 1:
+            self.pad = nn.ReflectionPad2d(kernel // 2)
+            self.conv = nn.Conv2d(cin + cond, cout, kernel, bias=bias)
+        else:
+            self.pad = nn.Identity()
+            self.conv = nn.Conv2d(cin + cond, cout, kernel, stride=stride, padding=kernel // 2, bias=bias)
+        self.norm = norm_layer(norm, cout) if norm else nn.Identity()
+        self.activation = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "none": nn.Identity()}[activation]
+
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        if condition.shape[-2:] != x.shape[-2:]:
+            condition = F.interpolate(condition, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return self.activation(self.norm(self.conv(self.pad(torch.cat([x, condition], 1)))))
+
+
+class ConditionedResidualBlock(nn.Module):
+    """x + (conv3 norm ReLU conv3 norm)(x), the condition concatenated before both convs."""
+
+    def __init__(self, channels: int, cond: int, norm: str) -> None:
+        super().__init__()
+        self.first = ConditionedConv(channels, cond, channels, 3, norm=norm)
+        self.second = ConditionedConv(channels, cond, channels, 3, norm=norm, activation="none")
+
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        return x + self.second(self.first(x, condition), condition)
+
+
+class ConditionalResnetGenerator(nn.Module):
+    """(image (B, in, H, W) in [-1, 1], labels (B,) int64, extra (B, extra, H, W) or None) -> (B, out, H, W) in
+    [-1, 1]; H and W multiples of 4."""
+
+    def __init__(self, config: ConditionalResnetConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or ConditionalResnetConfig()
+        cond = c.condition_channels
+        chans = [c.base, c.base * 2, c.base * 4]
+        layers: list[nn.Module] = [ConditionedConv(c.in_channels, cond, chans[0], 7, norm=c.norm)]
+        layers += [ConditionedConv(chans[i], cond, chans[i + 1], 3, stride=2, norm=c.norm) for i in range(2)]
+        layers += [ConditionedResidualBlock(chans[2], cond, c.norm) for _ in range(c.blocks)]
+        layers += [ConditionedConv(chans[i], cond, chans[i - 1], 3, norm=c.norm, transpose=True) for i in (2, 1)]
+        layers.append(ConditionedConv(chans[0], cond, c.out_channels, 7, norm=None, activation="tanh"))
+        self.layers = nn.ModuleList(layers)
+        init_weights(self)
+
+    def condition(self, labels: Tensor, extra: Tensor | None, size: tuple[int, int]) -> Tensor:
+        planes = label_planes(labels, self.config.labels, size)
+        if self.config.extra:
+            if extra is None or extra.shape[1] != self.config.extra:
+                raise ValueError(f"this generator needs {self.config.extra} extra condition channels")
+            planes = torch.cat([planes, extra.to(planes.dtype)], 1)
+        return planes
+
+    def forward(self, image: Tensor, labels: Tensor, extra: Tensor | None = None) -> Tensor:
+        if image.shape[-1] % 4 or image.shape[-2] % 4:
+            raise ValueError(f"image size {tuple(image.shape[-2:])} must be a multiple of 4")
+        condition = self.condition(labels, extra, (image.shape[-2], image.shape[-1])).to(image.dtype)
+        x = image
+        for layer in self.layers:
+            x = layer(x, condition)
+        return x
+
+
+@dataclass
+class LabelMaskedPatchGANConfig(DictConfig):
+    """70×70 PatchGAN (3 stride-2 layers) whose first layer has ``base`` filters per label, only the label's kept."""
+
+    in_channels: int = 3
+    labels: int = len(HAIR_COLOURS)
+    base: int = 64
+    layers: int = 3
+    norm: str = "instance"
+
+
+class LabelMaskedPatchGAN(nn.Module):
+    """(image (B, in, H, W), labels (B,)) -> (B, 1, H', W') logits."""
+
+    def __init__(self, config: LabelMaskedPatchGANConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or LabelMaskedPatchGANConfig()
+        self.first = nn.Conv2d(c.in_channels, c.base * c.labels, 4, stride=2, padding=1)
+        layers: list[nn.Module] = [nn.LeakyReLU(0.2)]
+        channels = c.base
+        for i in range(1, c.layers + 1):
+            out = c.base * min(2**i, 8)
+            stride = 2 if i < c.layers else 1
+            layers += [nn.Conv2d(channels, out, 4, stride=stride, padding=1, bias=norm_uses_bias(c.norm)),
+                       norm_layer(c.norm, out), nn.LeakyReLU(0.2)]  # fmt: skip
+            channels = out
+        layers.append(nn.Conv2d(channels, 1, 4, padding=1))
+        self.rest = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, image: Tensor, labels: Tensor) -> Tensor:
+        c = self.config
+        features = self.first(image)
+        batch, _, height, width = features.shape
+        features = features.view(batch, c.labels, c.base, height, width)
+        mask = F.one_hot(labels, c.labels).to(features.dtype)[:, :, None, None, None]
+        return self.rest((features * mask).sum(dim=1))

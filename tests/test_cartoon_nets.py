@@ -1,0 +1,63 @@
+"""Landmark-guided CartoonGAN (work in progress): conditioned generator, label-masked PatchGAN, affine fit."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from facetool_cartoon.affine import apply_affine, fit_affine, warp_to_layout
+from facetool_cartoon.net import (
+    ConditionalResnetConfig,
+    ConditionalResnetGenerator,
+    LabelMaskedPatchGAN,
+    LabelMaskedPatchGANConfig,
+    gaussian_heatmaps,
+)
+
+
+def test_every_generator_layer_sees_the_label_and_it_changes_the_output(one_thread):
+    torch.manual_seed(0)
+    g = ConditionalResnetGenerator(ConditionalResnetConfig(base=4, blocks=2, extra=5)).eval()
+    assert all(layer.conv.in_channels >= 4 + 5 for layer in g.layers if hasattr(layer, "conv"))
+    x, heat = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 5, 32, 32)
+    a = g(x, torch.tensor([0, 1]), heat)
+    b = g(x, torch.tensor([2, 3]), heat)
+    assert a.shape == (2, 3, 32, 32) and a.abs().max() <= 1 and (a - b).abs().mean() > 1e-4
+    a.mean().backward()
+    assert all(p.grad is not None for p in g.parameters())
+    with pytest.raises(ValueError, match="extra condition"):
+        g(x, torch.tensor([0, 1]))
+
+
+def test_the_label_mask_keeps_one_filter_group():
+    torch.manual_seed(0)
+    d = LabelMaskedPatchGAN(LabelMaskedPatchGANConfig(base=4))
+    x = torch.rand(1, 3, 64, 64)
+    logits = d(x, torch.tensor([1]))
+    assert logits.shape == (1, 1, 6, 6)
+    with torch.no_grad():  # zeroing the other labels' filters changes nothing for label 1
+        d.first.weight[:4].zero_()
+        d.first.weight[8:].zero_()
+    assert torch.allclose(d(x, torch.tensor([1])), logits, atol=1e-6)
+    assert not torch.allclose(d(x, torch.tensor([0])), logits)
+
+
+def test_heatmaps_peak_at_the_points():
+    maps = gaussian_heatmaps(torch.tensor([[[3.0, 5.0], [10.0, 2.0]]]), (16, 16), sigma=1.5)
+    assert maps.shape == (1, 2, 16, 16) and maps[0, 0, 5, 3] == 1 and maps[0, 1, 2, 10] == 1
+    assert maps[0, 0, 5, 5] == pytest.approx(math.exp(-4 / (2 * 1.5**2)))
+
+
+def test_affine_fit_recovers_a_known_map_and_the_warp_moves_landmarks_there():
+    truth = torch.tensor([[[1.1, 0.2, 3.0], [-0.1, 0.9, -2.0]]])
+    source = torch.tensor([[[10.0, 12.0], [22.0, 12.0], [16.0, 20.0], [12.0, 26.0], [20.0, 26.0]]])
+    target = apply_affine(truth, source)
+    assert torch.allclose(fit_affine(source, target), truth, atol=1e-4)
+    image = torch.zeros(1, 1, 40, 40)
+    image[0, 0, 12, 10] = 1.0  # a dot on the first landmark
+    warped, _ = warp_to_layout(image, source, target)
+    row, col = divmod(int(warped[0, 0].argmax()), 40)
+    assert abs(col - float(target[0, 0, 0])) <= 1 and abs(row - float(target[0, 0, 1])) <= 1
+    with pytest.raises(ValueError, match="K >= 3"):
+        fit_affine(source[:, :2], target[:, :2])
