@@ -61,3 +61,17 @@ def test_affine_fit_recovers_a_known_map_and_the_warp_moves_landmarks_there():
     assert abs(col - float(target[0, 0, 0])) <= 1 and abs(row - float(target[0, 0, 1])) <= 1
     with pytest.raises(ValueError, match="K >= 3"):
         fit_affine(source[:, :2], target[:, :2])
+
+
+def test_the_regressor_gives_pixel_points_with_gradient_to_the_image(one_thread):
+    from facetool_cartoon.landmarks import LandmarkRegressor, interocular_nme
+
+    torch.manual_seed(0)
+    regressor = LandmarkRegressor()
+    image = torch.rand(2, 3, 128, 128, requires_grad=True)
+    points = regressor(image)
+    assert points.shape == (2, 5, 2)
+    points.sum().backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0  # the landmark loss can reach G through R
+    target = torch.tensor([[[40.0, 50.0], [80.0, 50.0], [60.0, 70.0], [45.0, 90.0], [75.0, 90.0]]])
+    assert interocular_nme(target + torch.tensor([4.0, 0.0]), target).item() == pytest.approx(0.1)
