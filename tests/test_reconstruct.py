@@ -127,3 +127,7 @@ def test_preview_renders_each_mesh_or_fails_in_one_line(photo, tmp_path):
     args = ["-o", str(tmp_path / "g.obj"), "--preview", str(tmp_path / "g.texture.png")]
     clash = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "--face", "largest", *args])
     assert clash.exit_code == 2 and "would overwrite" in clash.stderr
+    before = photo.read_bytes()
+    over_input = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "--face", "largest",
+                                                  "-o", str(tmp_path / "h.ply"), "--preview", str(photo)])  # fmt: skip
+    assert over_input.exit_code == 2 and "is an input" in over_input.stderr and photo.read_bytes() == before

@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
                     written = _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir, inputs)
                     meshes = [f"{p} ({m.vertices.shape[0]} vertices, {m.faces.shape[0]} faces)" for p, m in written]
                     if preview is not None:
-                        meshes += map(str, _previews([p for p, _ in written], preview))
+                        meshes += map(str, _previews([p for p, _ in written], preview, inputs))
                     out.print(f"{path} -> {', '.join(meshes)}", highlight=False)
                 except FacetoolError as error:
                     if len(inputs) == 1:
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
 
 def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir, inputs) -> list[tuple[Path, Any]]:
     """Reconstruct one photo: [(mesh file, Mesh)] per face."""
-    from ..export.mesh import export_mesh
+    from ..export.mesh import companion_files, export_mesh
     from ..imageio import read_image
     from ..pipeline import detect_faces, select_faces
     from ..reconstruct import reconstruct_photo
@@ -112,17 +112,22 @@ def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir,
     written = []
     for index, result in enumerate(results):
         dest = target if len(results) == 1 else target.with_name(f"{target.stem}.face{index}{target.suffix}")
-        if any(dest.resolve() == Path(p).resolve() for p in inputs):
-            raise UsageError(f"{dest} is an input: choose another -o")
+        if _is_input([dest, *companion_files(dest)], inputs):
+            raise UsageError(f"{dest} (or its texture / material) is an input: choose another -o")
         written.append((export_mesh(result.mesh, dest), result.mesh))
         if maps_dir is not None:
             _save_maps(result.maps, Path(maps_dir), dest.stem)
     return written
 
 
-def _previews(meshes: list[Path], preview: Path) -> list[Path]:
+def _is_input(paths: list[Path], inputs: list) -> bool:
+    resolved = {Path(p).resolve() for p in inputs}
+    return any(Path(p).resolve() in resolved for p in paths)
+
+
+def _previews(meshes: list[Path], preview: Path, inputs: list) -> list[Path]:
     """One PNG per mesh: ``preview`` itself for one, ``<stem>.face<i>.png`` for several; never over a file just
-    written (a mesh's texture)."""
+    written (a mesh's texture) nor over an input."""
     from ..export.mesh import companion_files
     from ..export.preview import render_preview
 
@@ -135,6 +140,8 @@ def _previews(meshes: list[Path], preview: Path) -> list[Path]:
     for png in pngs:
         if png.resolve() in written:
             raise UsageError(f"--preview {png} would overwrite a file of the mesh: choose another name")
+        if _is_input([png], inputs):
+            raise UsageError(f"--preview {png} is an input: choose another name")
     return [render_preview(mesh, png) for mesh, png in zip(meshes, pngs, strict=True)]
 
 
