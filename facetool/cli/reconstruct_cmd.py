@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, out, output_paths, progress
+from .common import err, out, output_paths, progress, task_method
 
 HELP = """Rebuild a 3D face mesh from a photo with a reconstruct method.
 
@@ -46,21 +46,13 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
-        from ..export.mesh import mesh_exporters
+        from ..export.mesh_formats import mesh_exporters
         from ..imageio import expand_inputs
         from ..methods import resolve_weights
         from ..options import parse_options
-        from ..pipeline import check_assets, close_detector, default_name, load_detector, parse_face_choice
-        from ..plugins import get_host
+        from ..pipeline import check_assets, close_detector, load_detector, parse_face_choice
 
-        registry = get_host().generators
-        name = method or default_name(registry, "method", task="reconstruct")
-        spec = registry.get(name)
-        if spec.task != "reconstruct":
-            raise UsageError(f"method {name} is a {spec.task} method; use facetool {spec.task}")
-        size = spec.input_size if size is None else size
-        if size not in spec.sizes:
-            raise UsageError(f"--size {size}: method {name} runs at {', '.join(map(str, spec.sizes))}")
+        name, spec, size = task_method(method, "reconstruct", size)
         formats = mesh_exporters()
         if output is not None and output.suffix and output.suffix.lower() not in formats:
             raise UsageError(f"-o {output}: mesh formats are {', '.join(sorted(formats))}")
@@ -96,7 +88,7 @@ def register(app: typer.Typer) -> None:
 
 def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir, inputs) -> list[tuple[Path, Any]]:
     """Reconstruct one photo: [(mesh file, Mesh)] per face."""
-    from ..export.mesh import companion_files, export_mesh
+    from ..export.mesh_formats import companion_files, export_mesh
     from ..imageio import read_image
     from ..pipeline import detect_faces, select_faces
     from ..reconstruct import reconstruct_photo
@@ -128,7 +120,7 @@ def _is_input(paths: list[Path], inputs: list) -> bool:
 def _previews(meshes: list[Path], preview: Path, inputs: list) -> list[Path]:
     """One PNG per mesh: ``preview`` itself for one, ``<stem>.face<i>.png`` for several; never over a file just
     written (a mesh's texture) nor over an input."""
-    from ..export.mesh import companion_files
+    from ..export.mesh_formats import companion_files
     from ..export.preview import render_preview
 
     pngs = (
