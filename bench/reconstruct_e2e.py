@@ -37,7 +37,7 @@ def main() -> None:
     from e2e_setup import load_e2e
 
     from facetool.align import crop_faces, estimate_alignment, get_template
-    from facetool.export.mesh import export_mesh
+    from facetool.export.mesh_formats import export_mesh
     from facetool.imageio import to_tensor
     from facetool.pipeline import detect_faces
     from facetool.reconstruct import bake_texture, texture_size, to_photo_frame

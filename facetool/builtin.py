@@ -48,7 +48,7 @@ def register_assets(register):
 
 @hookimpl
 def register_exporters(register):
-    from .export.mesh import MESH_EXPORTERS
+    from .export.mesh_formats import MESH_EXPORTERS
     from .export.onnx import ONNX_EXPORTER
 
     register(ONNX_EXPORTER)

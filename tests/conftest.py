@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facetool import hookimpl
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "astronaut.png"
 
@@ -56,3 +58,31 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# Two faces' 5 points in a 400x300 photo (image-left eye first); the second is smaller.
+TWO_FACES = [
+    ([40, 40, 160, 170], 0.99, [[75, 90], [125, 90], [100, 115], [80, 140], [120, 140]]),
+    ([250, 60, 330, 150], 0.98, [[272, 95], [308, 95], [290, 112], [276, 130], [304, 130]]),
+]
+
+
+def two_faces() -> list:
+    """Fresh :class:`facetool.faces.Face` objects of :data:`TWO_FACES`."""
+    from facetool.faces import Face
+
+    return [Face(box=box, score=score, points5=points) for box, score, points in TWO_FACES]
+
+
+class FixedDetectorPlugin:
+    """A plugin whose detector ``fixed`` (the highest priority) finds :data:`TWO_FACES` in any image."""
+
+    @hookimpl
+    def register_detectors(self, register):
+        from facetool.detectors import DetectorSpec
+
+        class Fixed:
+            def detect(self, image):
+                return two_faces()
+
+        register(DetectorSpec(name="fixed", load=lambda o, d: Fixed(), description="test", priority=1000))

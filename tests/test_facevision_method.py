@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 import torch
 from facetool_facevision.net import FaceVisionConfig, FaceVisionNet
 
@@ -74,3 +75,17 @@ def test_runner_builds_a_textured_mesh_and_maps_from_weights(tmp_path, one_threa
     photo = (np.random.default_rng(0).random((SIZE * 3, SIZE * 3, 3)) * 255).astype(np.uint8)
     (face,) = reconstruct_photo(photo, runner, "portrait", None, SIZE)
     assert face.mesh.texture.shape == (256, 256, 3) and face.mesh.texture.std() > 0  # painted from the photo
+
+
+def test_weights_of_another_generator_type_are_refused_in_one_line(tmp_path, one_thread):
+    from facetool.errors import FacetoolError
+    from facetool.nets.unet import UNet, UNetConfig
+    from facetool.plugins import get_host
+    from facetool.train.checkpoint import TrainState, export_weights
+
+    config = UNetConfig(levels=3, base=4, max_channels=8)
+    path = export_weights(tmp_path / "unet.safetensors", {"G": UNet(config)}, torch.float32,
+                          TrainState(method="facevision", configs={"G": config}))  # fmt: skip
+    spec = get_host().generators.get("facevision")
+    with pytest.raises(FacetoolError, match="is a UNetConfig, not a FaceVisionConfig"):
+        spec.network(None, path)

@@ -8,20 +8,17 @@ from typer.testing import CliRunner
 
 from facetool import hookimpl
 from facetool.cli import build_app
-from facetool.detectors import DetectorSpec
 from facetool.export.mesh import Mesh
-from facetool.faces import Face
 from facetool.imageio import write_image
 from facetool.methods import MethodSpec
 from facetool.plugins import get_host
 from facetool.reconstruct import to_photo_frame
 
+from conftest import FixedDetectorPlugin, two_faces
+
 pv = pytest.importorskip("pyvista")
 
-FACES = [
-    Face(box=[40, 40, 160, 170], score=0.99, points5=[[75, 90], [125, 90], [100, 115], [80, 140], [120, 140]]),
-    Face(box=[250, 60, 330, 150], score=0.98, points5=[[272, 95], [308, 95], [290, 112], [276, 130], [304, 130]]),
-]
+FACES = two_faces()
 
 
 def _dome_runner(crops):
@@ -40,14 +37,6 @@ def _dome_runner(crops):
 
 class FakePlugins:
     @hookimpl
-    def register_detectors(self, register):
-        class Fixed:
-            def detect(self, image):
-                return [Face(box=f.box, score=f.score, points5=f.points5) for f in FACES]
-
-        register(DetectorSpec(name="fixed", load=lambda o, d: Fixed(), description="test", priority=1000))
-
-    @hookimpl
     def register_generators(self, register):
         register(MethodSpec(name="dome", task="reconstruct", load=lambda o, d, w: _dome_runner, description="test",
                             sizes=(64,), input_size=64))  # fmt: skip
@@ -57,6 +46,7 @@ class FakePlugins:
 def photo(tmp_path, monkeypatch):
     monkeypatch.setenv("FACETOOL_PLUGINS", "")
     get_host().register_object(FakePlugins(), "fake")
+    get_host().register_object(FixedDetectorPlugin(), "fixed")
     path = tmp_path / "photo.png"
     write_image(path, np.full((300, 400, 3), 120, np.uint8))
     return path
@@ -127,3 +117,7 @@ def test_preview_renders_each_mesh_or_fails_in_one_line(photo, tmp_path):
     args = ["-o", str(tmp_path / "g.obj"), "--preview", str(tmp_path / "g.texture.png")]
     clash = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "--face", "largest", *args])
     assert clash.exit_code == 2 and "would overwrite" in clash.stderr
+    before = photo.read_bytes()
+    over_input = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "--face", "largest",
+                                                  "-o", str(tmp_path / "h.ply"), "--preview", str(photo)])  # fmt: skip
+    assert over_input.exit_code == 2 and "is an input" in over_input.stderr and photo.read_bytes() == before

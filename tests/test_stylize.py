@@ -8,28 +8,17 @@ from typer.testing import CliRunner
 
 from facetool import hookimpl
 from facetool.cli import build_app
-from facetool.detectors import DetectorSpec
 from facetool.faces import Face
 from facetool.imageio import read_image, write_image
 from facetool.methods import MethodSpec
 from facetool.plugins import get_host
 
-# Two faces' 5 points in a 400x300 photo (image-left eye first); the second is smaller.
-FACES = [
-    Face(box=[40, 40, 160, 170], score=0.99, points5=[[75, 90], [125, 90], [100, 115], [80, 140], [120, 140]]),
-    Face(box=[250, 60, 330, 150], score=0.98, points5=[[272, 95], [308, 95], [290, 112], [276, 130], [304, 130]]),
-]
+from conftest import FixedDetectorPlugin, two_faces
+
+FACES = two_faces()
 
 
 class FakePlugins:
-    @hookimpl
-    def register_detectors(self, register):
-        class Fixed:
-            def detect(self, image):
-                return [Face(box=f.box, score=f.score, points5=f.points5) for f in FACES]
-
-        register(DetectorSpec(name="fixed", load=lambda o, d: Fixed(), description="test", priority=1000))
-
     @hookimpl
     def register_generators(self, register):
         register(MethodSpec(name="identity", task="stylize", load=lambda o, d, w: (lambda x: x), description="test",
@@ -57,6 +46,7 @@ class MaskRunner:
 def photo(tmp_path, monkeypatch):
     monkeypatch.setenv("FACETOOL_PLUGINS", "")
     get_host().register_object(FakePlugins(), "fake")
+    get_host().register_object(FixedDetectorPlugin(), "fixed")
     from PIL import Image
 
     rng = np.random.default_rng(0)  # a smooth random photo: resampling must not change it much

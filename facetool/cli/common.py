@@ -48,6 +48,23 @@ def progress(items: list[T], label: str) -> Iterator[T]:
     yield from track(items, description=label, console=err, transient=True)
 
 
+def task_method(method: str | None, task: str, size: int | None) -> tuple[str, Any, int]:
+    """(name, spec, crop size) of the method a task command runs: ``--method`` or the task's default; UsageError for
+    another task's method or a ``--size`` it does not run at."""
+    from ..pipeline import default_name
+    from ..plugins import get_host
+
+    registry = get_host().generators
+    name = method or default_name(registry, "method", task=task)
+    spec = registry.get(name)
+    if spec.task != task:
+        raise UsageError(f"method {name} is a {spec.task} method; use facetool {spec.task}")
+    size = spec.input_size if size is None else size
+    if size not in spec.sizes:
+        raise UsageError(f"--size {size}: method {name} runs at {', '.join(map(str, spec.sizes))}")
+    return name, spec, size
+
+
 def output_paths(inputs: list[Path], out: Path | None, suffix: str, ext: str) -> list[Path]:
     """Where each input's result goes.
 

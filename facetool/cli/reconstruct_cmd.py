@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, out, output_paths, progress
+from .common import err, out, output_paths, progress, task_method
 
 HELP = """Rebuild a 3D face mesh from a photo with a reconstruct method.
 
@@ -46,21 +46,13 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
-        from ..export.mesh import mesh_exporters
+        from ..export.mesh_formats import mesh_exporters
         from ..imageio import expand_inputs
         from ..methods import resolve_weights
         from ..options import parse_options
-        from ..pipeline import check_assets, close_detector, default_name, load_detector, parse_face_choice
-        from ..plugins import get_host
+        from ..pipeline import check_assets, close_detector, load_detector, parse_face_choice
 
-        registry = get_host().generators
-        name = method or default_name(registry, "method", task="reconstruct")
-        spec = registry.get(name)
-        if spec.task != "reconstruct":
-            raise UsageError(f"method {name} is a {spec.task} method; use facetool {spec.task}")
-        size = spec.input_size if size is None else size
-        if size not in spec.sizes:
-            raise UsageError(f"--size {size}: method {name} runs at {', '.join(map(str, spec.sizes))}")
+        name, spec, size = task_method(method, "reconstruct", size)
         formats = mesh_exporters()
         if output is not None and output.suffix and output.suffix.lower() not in formats:
             raise UsageError(f"-o {output}: mesh formats are {', '.join(sorted(formats))}")
@@ -81,7 +73,7 @@ def register(app: typer.Typer) -> None:
                     written = _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir, inputs)
                     meshes = [f"{p} ({m.vertices.shape[0]} vertices, {m.faces.shape[0]} faces)" for p, m in written]
                     if preview is not None:
-                        meshes += map(str, _previews([p for p, _ in written], preview))
+                        meshes += map(str, _previews([p for p, _ in written], preview, inputs))
                     out.print(f"{path} -> {', '.join(meshes)}", highlight=False)
                 except FacetoolError as error:
                     if len(inputs) == 1:
@@ -96,7 +88,7 @@ def register(app: typer.Typer) -> None:
 
 def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir, inputs) -> list[tuple[Path, Any]]:
     """Reconstruct one photo: [(mesh file, Mesh)] per face."""
-    from ..export.mesh import export_mesh
+    from ..export.mesh_formats import companion_files, export_mesh
     from ..imageio import read_image
     from ..pipeline import detect_faces, select_faces
     from ..reconstruct import reconstruct_photo
@@ -112,18 +104,23 @@ def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir,
     written = []
     for index, result in enumerate(results):
         dest = target if len(results) == 1 else target.with_name(f"{target.stem}.face{index}{target.suffix}")
-        if any(dest.resolve() == Path(p).resolve() for p in inputs):
-            raise UsageError(f"{dest} is an input: choose another -o")
+        if _is_input([dest, *companion_files(dest)], inputs):
+            raise UsageError(f"{dest} (or its texture / material) is an input: choose another -o")
         written.append((export_mesh(result.mesh, dest), result.mesh))
         if maps_dir is not None:
             _save_maps(result.maps, Path(maps_dir), dest.stem)
     return written
 
 
-def _previews(meshes: list[Path], preview: Path) -> list[Path]:
+def _is_input(paths: list[Path], inputs: list) -> bool:
+    resolved = {Path(p).resolve() for p in inputs}
+    return any(Path(p).resolve() in resolved for p in paths)
+
+
+def _previews(meshes: list[Path], preview: Path, inputs: list) -> list[Path]:
     """One PNG per mesh: ``preview`` itself for one, ``<stem>.face<i>.png`` for several; never over a file just
-    written (a mesh's texture)."""
-    from ..export.mesh import companion_files
+    written (a mesh's texture) nor over an input."""
+    from ..export.mesh_formats import companion_files
     from ..export.preview import render_preview
 
     pngs = (
@@ -135,6 +132,8 @@ def _previews(meshes: list[Path], preview: Path) -> list[Path]:
     for png in pngs:
         if png.resolve() in written:
             raise UsageError(f"--preview {png} would overwrite a file of the mesh: choose another name")
+        if _is_input([png], inputs):
+            raise UsageError(f"--preview {png} is an input: choose another name")
     return [render_preview(mesh, png) for mesh, png in zip(meshes, pngs, strict=True)]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, out, output_paths, progress
+from .common import err, out, output_paths, progress, task_method
 
 HELP = """Turn portrait photos into drawings, cartoons or constructions with a stylize method.
 
@@ -52,17 +52,9 @@ def register(app: typer.Typer) -> None:
         from ..imageio import expand_inputs
         from ..methods import resolve_weights
         from ..options import parse_options
-        from ..pipeline import check_assets, close_detector, default_name, load_detector, parse_face_choice
-        from ..plugins import get_host
+        from ..pipeline import check_assets, close_detector, load_detector, parse_face_choice
 
-        registry = get_host().generators
-        name = method or default_name(registry, "method", task="stylize")
-        spec = registry.get(name)
-        if spec.task != "stylize":
-            raise UsageError(f"method {name} is a {spec.task} method; use facetool {spec.task}")
-        size = spec.input_size if size is None else size
-        if size not in spec.sizes:
-            raise UsageError(f"--size {size}: method {name} runs at {', '.join(map(str, spec.sizes))}")
+        name, spec, size = task_method(method, "stylize", size)
         background = background or spec.background
         if background not in ("photo", "white"):
             raise UsageError(f"--background takes photo or white, not {background!r}")

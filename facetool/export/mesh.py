@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..imageio import atomic_output, write_image
+from .mesh_formats import MESH_SUFFIXES, companion_files
 
-MESH_SUFFIXES = (".ply", ".obj", ".stl", ".vtp", ".gltf", ".glb")
+__all__ = ["MESH_SUFFIXES", "Mesh", "write_mesh"]
 
 
 @dataclass
@@ -47,7 +49,9 @@ class Mesh:
 
 @contextmanager
 def _atomic(path: Path):
-    """Yield a temporary path beside ``path`` (same suffix); rename it onto ``path`` when the block succeeds."""
+    """Yield a temporary path beside ``path`` (same suffix, for writers that take a file name and pick the format
+    from it); rename it onto ``path`` when the block succeeds. Byte and text output goes through
+    :func:`facetool.imageio.atomic_output` instead."""
     from ..imageio import _file_mode_for
 
     handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
@@ -94,45 +98,37 @@ def _write_gltf(mesh: Mesh, path: Path) -> None:
     data = tri.export(file_type=path.suffix[1:])
     if isinstance(data, dict):  # .gltf: JSON plus buffers; embed them so one file is the whole model
         data = trimesh.exchange.gltf.export_gltf(tri, embed_buffers=True)["model.gltf"]
-    with _atomic(path) as temp:
-        temp.write_bytes(data if isinstance(data, bytes) else data.encode())
+    with atomic_output(path, "wb") as handle:
+        handle.write(data if isinstance(data, bytes) else data.encode())
 
 
-def companion_files(path: Path) -> tuple[Path, ...]:
-    """Files a textured mesh at ``path`` writes beside itself: for OBJ its ``.mtl`` and ``.texture.png`` (not
-    ``<stem>.png``, which is what a user names a preview or a render of ``<stem>.obj``)."""
-    path = Path(path)
-    if path.suffix.lower() != ".obj":
-        return ()
-    return path.with_suffix(".mtl"), path.with_name(f"{path.stem}.texture.png")
+def _rows(row: str, values: np.ndarray) -> str:
+    """Format every row of ``values`` (N, k) with ``row`` in one call (a Python loop costs ~10× more)."""
+    return ((row + "\n") * len(values)) % tuple(values.ravel().tolist()) if len(values) else ""
 
 
 def _write_obj(mesh: Mesh, path: Path) -> None:
     """OBJ with vertex colours as the common ``v x y z r g b`` extension; with uvs + texture an MTL and PNG."""
     textured = mesh.uvs is not None and mesh.texture is not None
-    lines = []
+    parts = [f"mtllib {path.stem}.mtl\n"] if textured else []
+    columns, row = [mesh.vertices.astype(np.float64)], "v %.6f %.6f %.6f"
+    if mesh.colors is not None:
+        columns.append(np.asarray(mesh.colors, dtype=np.float64) / 255.0)
+        row += " %.4f %.4f %.4f"
+    parts.append(_rows(row, np.hstack(columns)))
+    index = mesh.faces.astype(np.int64) + 1
     if textured:
-        lines.append(f"mtllib {path.stem}.mtl")
-    colors = None if mesh.colors is None else np.asarray(mesh.colors, dtype=np.float64) / 255.0
-    for k, v in enumerate(mesh.vertices):
-        extra = "" if colors is None else " {:.4f} {:.4f} {:.4f}".format(*colors[k])
-        lines.append(f"v {v[0]:.6f} {v[1]:.6f} {v[2]:.6f}{extra}")
-    if textured:
-        lines += [f"vt {u:.6f} {w:.6f}" for u, w in mesh.uvs]
-        lines.append("usemtl face")
-        lines += [f"f {a + 1}/{a + 1} {b + 1}/{b + 1} {c + 1}/{c + 1}" for a, b, c in mesh.faces]
+        parts += [_rows("vt %.6f %.6f", mesh.uvs.astype(np.float64)), "usemtl face\n"]
+        parts.append(_rows("f %d/%d %d/%d %d/%d", np.repeat(index, 2, axis=1)))
     else:
-        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in mesh.faces]
-    if textured:
-        from PIL import Image
-
+        parts.append(_rows("f %d %d %d", index))
+    if textured:  # the files the OBJ names go into place first
         material, texture = companion_files(path)
-        with _atomic(texture) as temp:
-            Image.fromarray(mesh.texture).save(temp, format="PNG")
-        with _atomic(material) as temp:
-            temp.write_text(f"newmtl face\nKa 1 1 1\nKd 1 1 1\nmap_Kd {texture.name}\n")
-    with _atomic(path) as temp:
-        temp.write_text("\n".join(lines) + "\n")
+        write_image(texture, mesh.texture)
+        with atomic_output(material, "w") as handle:
+            handle.write(f"newmtl face\nKa 1 1 1\nKd 1 1 1\nmap_Kd {texture.name}\n")
+    with atomic_output(path, "w") as handle:
+        handle.write("".join(parts))
 
 
 WRITERS: dict[str, Callable[[Mesh, Path], None]] = {
@@ -153,37 +149,4 @@ def write_mesh(mesh: Mesh, path: str | os.PathLike) -> Path:
         raise UsageError(f"{path}: mesh formats are {', '.join(MESH_SUFFIXES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     writer(mesh, path)
-    return path
-
-
-def _exporter(suffix: str):
-    from ..exporters import ExporterSpec
-
-    what = {".ply": "PLY, binary, vertex colours", ".obj": "Wavefront OBJ + MTL + texture PNG", ".stl": "STL, binary",
-            ".vtp": "VTK PolyData, binary", ".gltf": "glTF 2.0, JSON with embedded buffers",
-            ".glb": "glTF 2.0, binary"}  # fmt: skip
-    return ExporterSpec(name=suffix[1:], kind="mesh", suffixes=(suffix,), export=write_mesh,
-                        description=f"mesh: {what[suffix]}")  # fmt: skip
-
-
-#: The core's mesh exporters, registered through ``register_exporters`` like a plugin's.
-MESH_EXPORTERS = tuple(_exporter(suffix) for suffix in MESH_SUFFIXES)
-
-
-def mesh_exporters() -> dict[str, object]:
-    """Suffix -> the registered mesh exporter writing it (the core's and any plugin's)."""
-    from ..plugins import get_host
-
-    return {s: spec for spec in get_host().exporters.all().values() if spec.kind == "mesh" for s in spec.suffixes}
-
-
-def export_mesh(mesh: Mesh, path: str | os.PathLike) -> Path:
-    """Write ``mesh`` through the registered exporter for its suffix; UsageError naming the formats otherwise."""
-    path = Path(path)
-    exporters = mesh_exporters()
-    spec = exporters.get(path.suffix.lower())
-    if spec is None:
-        raise UsageError(f"{path}: mesh formats are {', '.join(sorted(exporters))}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    spec.export(mesh, path)
     return path

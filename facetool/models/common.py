@@ -123,14 +123,18 @@ def net_configs(path: Path) -> tuple[dict[str, Any], str | None]:
 
 
 def load_trained_net(
-    weights: str | Path, net: str = "G", method: str | None = None, build: Callable[[Any], nn.Module] | None = None
+    weights: str | Path,
+    net: str = "G",
+    method: str | None = None,
+    build: Callable[[Any], nn.Module] | None = None,
+    config_type: type | None = None,
 ) -> nn.Module:
     """The net ``net`` of an exported weights file or a run / checkpoint folder, eval mode, CPU, fp32.
 
     The architecture comes from the config the file stores, so any size loads; ``build(config) -> module`` makes
-    nets of a plugin's own config types (default :func:`build_net`: the core's U-Net / ResNet / PatchGAN).
-    ``method``: refuse (UsageError) weights trained by another method. FacetoolError, in one line, when the file
-    holds no config for ``net``.
+    nets of a plugin's own config types (default :func:`build_net`: the core's U-Net / ResNet / PatchGAN), and
+    ``config_type`` refuses a stored config of another type. ``method``: refuse (UsageError) weights trained by
+    another method. FacetoolError, in one line, when the file holds no config for ``net`` or one of the wrong type.
     """
     from facetool.train.checkpoint import config_from_record, load_weights
 
@@ -143,7 +147,10 @@ def load_trained_net(
     if net not in configs:
         held = ", ".join(sorted(configs)) or "none"
         raise FacetoolError(f"{path} has no config for net {net!r} (configs for: {held}); was it exported by facetool?")
-    module = (build or build_net)(config_from_record(configs[net]))
+    config = config_from_record(configs[net])
+    if config_type is not None and not isinstance(config, config_type):
+        raise FacetoolError(f"{path}: its {net} is a {type(config).__name__}, not a {config_type.__name__}")
+    module = (build or build_net)(config)
     load_weights(path, {net: module})
     return module.float().eval()
 

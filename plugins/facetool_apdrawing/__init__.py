@@ -26,13 +26,7 @@ def _network(options: Any, weights) -> Any:
 
     if weights is None:
         raise FacetoolError(f"method {METHOD}: no weights given")
-
-    def build(config: Any) -> APDrawingGenerator:
-        if not isinstance(config, APDrawingConfig):
-            raise FacetoolError(f"{weights}: its G is a {type(config).__name__}, not an APDrawingGAN generator")
-        return APDrawingGenerator(config)
-
-    generator = load_trained_net(weights, "G", method=METHOD, build=build)
+    generator = load_trained_net(weights, "G", method=METHOD, build=APDrawingGenerator, config_type=APDrawingConfig)
     return APDrawingNet(generator, get_template("portrait").tensor()).eval()
 
 

@@ -87,13 +87,8 @@ def _network(options: FaceVisionRunOptions | None, weights) -> Any:
 
     if weights is None:
         raise FacetoolError(f"method {METHOD}: no weights given (train one: facetool train facevision)")
-
-    def build(config: Any) -> FaceVisionNet:
-        if not isinstance(config, FaceVisionConfig):
-            raise FacetoolError(f"{weights}: its G is a {type(config).__name__}, not a FaceVision generator")
-        return FaceVisionNet(config)
-
-    return FaceVisionMaps(load_trained_net(weights, "G", method=METHOD, build=build)).eval()
+    generator = load_trained_net(weights, "G", method=METHOD, build=FaceVisionNet, config_type=FaceVisionConfig)
+    return FaceVisionMaps(generator).eval()
 
 
 def _load(options: FaceVisionRunOptions | None, device: str, weights) -> Any:
