@@ -329,3 +329,12 @@ def test_paste_back_darken_keeps_strokes_a_neighbouring_crop_drew():
     assert over[0, 0, 20, 30] > 0.9  # blended over: the second crop's paper wiped the stroke out
     assert dark[0, 0, 20, 30] < 0.2  # darkest wins: the stroke stays
     assert dark[0, 0, 20, 50] == 1.0 and torch.equal(dark[..., 0, :], canvas[..., 0, :])  # paper stays paper
+
+
+def test_avatar_template_is_the_symmetric_cartoon_layout():
+    from facetool.align import get_template
+
+    points = get_template("avatar").tensor(128)
+    assert torch.allclose(points[0, 1], points[1, 1]) and torch.allclose(points[3, 1], points[4, 1])
+    assert abs(float(points[0, 0] + points[1, 0]) / 2 - 64) < 1  # eyes centred
+    assert 28 < float(points[1, 0] - points[0, 0]) < 32  # the cartoons' ~30 px between the eyes at 128²

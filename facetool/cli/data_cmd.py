@@ -21,7 +21,7 @@ real datasets, splits and contact sheets. Every command is seeded, resumable and
 """
 
 #: Modules of facetool.data that contribute subcommands, in the order --help lists them.
-MODULES = ("photos", "labels", "drawings", "maps", "loomis", "cartoons", "adapters", "splits", "show")
+MODULES = ("photos", "labels", "drawings", "maps", "loomis", "cartoons", "facecrops", "adapters", "splits", "show")
 
 
 def register(app: typer.Typer) -> None:

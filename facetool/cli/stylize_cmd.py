@@ -20,7 +20,9 @@ Use --crop for the aligned result alone, --face to choose faces, --aligned when 
 
   facetool stylize photo.jpg --method apdrawing --face largest --crop -o drawing.png
 
-  facetool stylize photos/ --method cartoon -O hair=blonde -o drawings/
+  facetool stylize photo.jpg --method cartoon --hair blonde --variant affine
+
+  facetool stylize photos/ --method cartoon -o avatars/
 
   facetool methods   (lists the methods and their -O options)
 """
@@ -32,6 +34,10 @@ def register(app: typer.Typer) -> None:
         images: list[str] = typer.Argument(..., help="Image files, folders or quoted globs."),
         method: str | None = typer.Option(None, "--method", "-m", help="Stylize method (default: the first)."),
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
+        hair: str | None = typer.Option(None, "--hair", help="Hair colour, for methods that take one (= -O hair=…)."),
+        variant: str | None = typer.Option(
+            None, "--variant", help="Method variant, where it has some (= -O variant=…)."
+        ),
         output: Path | None = typer.Option(None, "--output", "-o", help="Output file (a folder for several)."),
         face: str = typer.Option("all", "--face", help="all, largest, or a face number (0 = largest)."),
         crop: bool = typer.Option(False, "--crop", help="Aligned results alone: OUT.face0.png, OUT.face1.png …"),
@@ -59,6 +65,7 @@ def register(app: typer.Typer) -> None:
         if background not in ("photo", "white"):
             raise UsageError(f"--background takes photo or white, not {background!r}")
         choice = parse_face_choice(face)
+        option = list(option) + _shorthand(spec, name, hair=hair, variant=variant)
         options = parse_options(spec.options, option, f"method {name}")
         inputs = expand_inputs(images)
         if mask is not None and len(inputs) != 1:
@@ -81,6 +88,21 @@ def register(app: typer.Typer) -> None:
             close_detector(det)
         if failures:
             raise FacetoolError(f"{len(failures)} of {len(inputs)} images failed (first: {failures[0]})")
+
+
+def _shorthand(spec, name: str, **values: str | None) -> list[str]:
+    """--hair / --variant as the -O settings they stand for; a method without that setting refuses them."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(spec.options)} if spec.options is not None else set()
+    pairs = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key not in fields:
+            raise UsageError(f"method {name} has no {key} setting (--{key}); see facetool methods {name}")
+        pairs.append(f"{key}={value}")
+    return pairs
 
 
 def _read_mask(path: Path):

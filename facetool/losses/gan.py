@@ -19,6 +19,7 @@ weight 10 is calibrated against ``E[D(fake)] - E[D(real)]``). The vanilla genera
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -248,3 +249,21 @@ class ImagePool:
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         images = state.get("images")
         self.images = [] if images is None else [image.clone() for image in images[: self.size]]
+
+
+def pools_state(pools: dict[str, ImagePool]) -> dict[str, Tensor]:
+    """Named pools' contents as ``{"pool_<name>": (N, *) CPU tensor}`` (empty pools left out), for a trainer's
+    ``extra_state`` (checkpointed, so a resumed run continues with the same history)."""
+    state = {}
+    for name, pool in pools.items():
+        images = pool.state_dict().get("images")
+        if images is not None:
+            state[f"pool_{name}"] = images.detach().cpu()
+    return state
+
+
+def load_pools_state(pools: dict[str, ImagePool], tensors: Any, device: Any) -> None:
+    """The inverse of :func:`pools_state`: refill each pool from ``tensors`` on ``device`` (absent: empty)."""
+    for name, pool in pools.items():
+        images = tensors.get(f"pool_{name}")
+        pool.load_state_dict({} if images is None else {"images": images.to(device)})

@@ -217,17 +217,14 @@ class CycleGANTrainer:
 
     def extra_state(self) -> dict[str, torch.Tensor]:
         """The two image pools' contents ("pool_A", "pool_B"; absent while empty), on CPU."""
-        state = {}
-        for name, pool in self.pools.items():
-            images = pool.state_dict().get("images")
-            if images is not None:
-                state[f"pool_{name}"] = images.detach().cpu()
-        return state
+        from facetool.losses.gan import pools_state
+
+        return pools_state(self.pools)
 
     def load_extra_state(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        for name, pool in self.pools.items():
-            images = tensors.get(f"pool_{name}")
-            pool.load_state_dict({} if images is None else {"images": images.to(self.setup.device)})
+        from facetool.losses.gan import load_pools_state
+
+        load_pools_state(self.pools, tensors, self.setup.device)
 
 
 def cyclegan_train_spec(

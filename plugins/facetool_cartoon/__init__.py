@@ -1,7 +1,126 @@
-"""facetool plugin (work in progress, branch wip/cartoon): landmark-guided CartoonGAN (issue 7).
+"""facetool plugin: landmark-guided CartoonGAN — photo -> cartoon avatar by a CycleGAN whose generator is told the
+hair colour (one-hot at every layer, label-masked critics) and keeps the face's layout: approach A (landmark
+heatmaps in, a landmark-consistency loss through a fine-tuned regressor, three local critics) or approach B
+(cartoons warped onto the photo's landmarks by least-squares affines, a photo-conditioned critic).
 
-Built so far: the hair-conditioned generator and label-masked discriminator (:mod:`.net`), approach B's affine
-landmark alignment (:mod:`.affine`) and approach A's landmark regressor (:mod:`.landmarks`, O-Net on the whole
-crop; a 600-step fine-tune probe took held-out NME from 0.35 to 0.07 on cartoons, 0.10 to 0.03 on photos). Not yet:
-regressor training command and weights, the trainer (cycle + hair + landmark + local discriminators), runner,
-weights, evaluation; the plugin registers nothing until they exist."""
+:mod:`.net` nets, :mod:`.train` the trainer and its four variants, :mod:`.landmarks` the regressor, :mod:`.affine`
+approach B's alignment, :mod:`.evaluation` the measured scores, :mod:`.hair` the hair colour of photos and avatars.
+``facetool stylize photo.jpg --method cartoon [--hair auto|black|brown|blonde|grey] [--variant local|affine]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facetool import hookimpl
+from facetool.methods import MethodSpec
+
+METHOD = "cartoon"
+HAIR_CHOICES = ("auto", "black", "brown", "blonde", "grey")
+VARIANT_CHOICES = ("local", "affine", "hair", "baseline")
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass
+class CartoonRunOptions:
+    """``facetool stylize --method cartoon -O key=value`` (``--hair`` / ``--variant`` set the same)."""
+
+    hair: str = field(default="auto", metadata={"help": "auto (the photo's), black, brown, blonde or grey"})
+    variant: str = field(
+        default="local",
+        metadata={"help": "shipped weights: local (approach A), affine (B); hair, baseline (the ablation)"},
+    )
+    cartoons: str = field(default="", metadata={"help": "facetool evaluate only: held-out cartoon folder for FID"})
+
+    def __post_init__(self) -> None:
+        if self.hair not in HAIR_CHOICES:
+            raise ValueError(f"hair must be one of {', '.join(HAIR_CHOICES)}")
+        if self.variant not in VARIANT_CHOICES:
+            raise ValueError(f"variant must be one of {', '.join(VARIANT_CHOICES)}")
+
+
+def variant_weights(variant: str) -> Path:
+    return WEIGHTS_DIR / f"cartoon-{variant}.safetensors"
+
+
+def _generator(weights: Path | None) -> Any:
+    from facetool.errors import FacetoolError
+    from facetool.models.common import load_trained_net
+
+    from .net import ConditionalResnetConfig, ConditionalResnetGenerator
+
+    if weights is None or not Path(weights).exists():
+        raise FacetoolError(f"method {METHOD}: no weights at {weights} (train some: facetool train cartoon)")
+    return load_trained_net(weights, "G", method=METHOD, build=ConditionalResnetGenerator,
+                            config_type=ConditionalResnetConfig)  # fmt: skip
+
+
+def _resolve(options: CartoonRunOptions, weights: Path | None) -> Path:
+    """``--weights`` wins; without it ``-O variant`` picks the shipped file of that variant."""
+    from facetool.errors import FacetoolError, UsageError
+
+    if weights is None or Path(weights).resolve() == variant_weights("local").resolve():
+        chosen = variant_weights(options.variant)
+        if not chosen.is_file():
+            raise FacetoolError(f"method {METHOD}: no {options.variant} weights ship yet; train them (facetool train "
+                                f"cartoon, see the README) and pass --weights RUN")  # fmt: skip
+        return chosen
+    if options.variant != "local":
+        raise UsageError("-O variant / --variant picks among the shipped weights; --weights already names one")
+    return weights
+
+
+def _load(options: CartoonRunOptions | None, device: str, weights: Path | None) -> Any:
+    from .runner import CartoonRunner
+
+    options = options or CartoonRunOptions()
+    return CartoonRunner(_generator(_resolve(options, weights)), device, options.hair)
+
+
+def _network(options: CartoonRunOptions | None, weights: Path | None) -> Any:
+    from .runner import FixedConditionCartoon
+
+    options = options or CartoonRunOptions()
+    hair = "brown" if options.hair == "auto" else options.hair
+    return FixedConditionCartoon(_generator(_resolve(options, weights)), hair).eval()
+
+
+def _measure(net: Any, request: Any) -> Any:
+    from .evaluation import measure
+
+    return measure(net, request)
+
+
+@hookimpl
+def register_generators(register):
+    from .train import cartoon_train_spec
+
+    register(
+        MethodSpec(
+            name=METHOD,
+            task="stylize",
+            load=_load,
+            options=CartoonRunOptions,
+            description="Landmark-guided CartoonGAN: photo -> cartoon avatar, hair colour chosen or measured",
+            template="avatar",
+            input_size=128,
+            sizes=(128,),
+            # No generator ships yet (weights/MODEL_CARD.md); -O variant picks weights/cartoon-<variant>.safetensors.
+            weights=None,
+            background="photo",
+            assets=("mtcnn-onet",),
+            version="1",
+            train=cartoon_train_spec(),
+            network=_network,
+            measure=_measure,
+        )
+    )
+
+
+@hookimpl
+def register_commands(app):
+    from .commands import register
+
+    register(app)

@@ -22,7 +22,9 @@ HAIR_COLOURS = ("black", "brown", "blonde", "grey")
 
 
 def label_planes(labels: Tensor, count: int, size: tuple[int, int]) -> Tensor:
-    """labels (B,) int64 -> (B, count, H, W) float32 one-hot planes."""
+    """labels (B,) int64 -> (B, count, H, W) float32 one-hot planes; count 0 (no label) gives (B, 0, H, W)."""
+    if count == 0:
+        return labels.new_zeros((labels.shape[0], 0, *size), dtype=torch.float32)
     return F.one_hot(labels, count).to(torch.float32)[:, :, None, None].expand(-1, -1, *size)
 
 
@@ -48,6 +50,7 @@ class ConditionalResnetConfig(DictConfig):
     base: int = 32
     blocks: int = 9
     norm: str = "instance"
+    heatmap_sigma: float = 3.0  # width of the landmark heatmaps it was trained on, px at 128² (the runner's too)
 
     @property
     def condition_channels(self) -> int:
@@ -75,6 +78,8 @@ class ConditionedConv(nn.Module):
         self.activation = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "none": nn.Identity()}[activation]
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        if condition.shape[1] == 0:  # an unconditioned generator (the ablation's baseline)
+            return self.activation(self.norm(self.conv(self.pad(x))))
         if condition.shape[-2:] != x.shape[-2:]:
             condition = F.interpolate(condition, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return self.activation(self.norm(self.conv(self.pad(torch.cat([x, condition], 1)))))

@@ -1,0 +1,71 @@
+"""Inference: aligned crops -> avatars, with the hair colour asked for or measured on each crop."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from facetool.align import get_template
+
+from .net import HAIR_COLOURS, ConditionalResnetGenerator, gaussian_heatmaps
+
+TEMPLATE = "avatar"
+
+
+def condition_inputs(generator: ConditionalResnetGenerator, crops: Tensor, points5: Tensor | None,
+                     hair: list[str]) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+    """(labels (B,), heatmaps (B, 5, S, S) or None) for a generator, from the crops' landmarks (None: the template's
+    points, i.e. an already aligned face) and hair names."""
+    size = crops.shape[-1]
+    labels = torch.tensor([HAIR_COLOURS.index(h) for h in hair], device=crops.device)
+    if not generator.config.labels:
+        labels = torch.zeros_like(labels)
+    if not generator.config.extra:
+        return labels, None
+    if points5 is None:
+        points5 = get_template(TEMPLATE).tensor(size, device=crops.device).expand(len(crops), 5, 2)
+    return labels, gaussian_heatmaps(
+        points5.to(crops.device, torch.float32), (size, size), generator.config.heatmap_sigma * size / 128
+    )
+
+
+class CartoonRunner:
+    """crops (B, 3, S, S) in [0, 1] (+ ``points5`` (B, 5, 2) crop pixels) -> avatars (B, 3, S, S) in [0, 1].
+
+    ``hair``: a colour name, or ``auto``: each crop's hair measured by :func:`.hair.photo_hair` (brown when no hair
+    is found: a hat, a bald head). ``chosen`` holds the colours of the last call."""
+
+    takes_points5 = True
+
+    def __init__(self, generator: ConditionalResnetGenerator, device: str, hair: str = "auto") -> None:
+        self.generator, self.device, self.hair = generator.to(device).eval(), device, hair
+        self.chosen: list[str] = []
+
+    def __call__(self, crops: Tensor, points5: Tensor | None = None) -> Tensor:
+        crops = crops.to(self.device, torch.float32)
+        if self.hair == "auto":
+            from .hair import photo_hair
+
+            self.chosen = [photo_hair(crop, None if points5 is None else points5[i]) or "brown"
+                           for i, crop in enumerate(crops)]  # fmt: skip
+        else:
+            self.chosen = [self.hair] * len(crops)
+        labels, heatmaps = condition_inputs(self.generator, crops, points5, self.chosen)
+        with torch.inference_mode():
+            return (self.generator(crops * 2 - 1, labels, heatmaps) + 1) / 2
+
+
+class FixedConditionCartoon(nn.Module):
+    """The bare generator for ``facetool export`` / benchmarks: (B, 3, S, S) [0, 1] aligned crops -> avatars in
+    [0, 1], one fixed hair colour, the template's landmark layout."""
+
+    def __init__(self, generator: ConditionalResnetGenerator, hair: str = "brown") -> None:
+        super().__init__()
+        self.generator, self.hair = generator, hair
+
+    def forward(self, crops: Tensor) -> Tensor:
+        labels, heatmaps = condition_inputs(self.generator, crops, None, [self.hair] * len(crops))
+        return (self.generator(crops * 2 - 1, labels, heatmaps) + 1) / 2
+
+    def extra_repr(self) -> str:
+        return f"hair={self.hair}"

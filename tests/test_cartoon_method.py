@@ -1,0 +1,203 @@
+"""Landmark-guided CartoonGAN: one training step per variant on tiny data, the local critics' patches, the
+similarity-aligned NME, the runner's conditions, the photo-crop data command and the --hair / --variant flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from facetool_cartoon.evaluation import aligned_nme
+from facetool_cartoon.net import ConditionalResnetConfig, ConditionalResnetGenerator
+from facetool_cartoon.runner import CartoonRunner, condition_inputs
+from facetool_cartoon.train import VARIANTS, hair_indices, part_patches
+
+SIZE = 32
+POINTS = [[12.0, 15.0], [20.0, 15.0], [16.0, 19.0], [13.0, 23.0], [19.0, 23.0]]
+
+
+def _folder(root, role, hairs, rng):
+    from facetool.data.common import save_png
+
+    lines = []
+    for i, hair in enumerate(hairs):
+        item = f"{i:06d}"
+        path = f"{role}/{item}.png"
+        digest = save_png(root / path, (rng.random((SIZE, SIZE, 3)) * 255).astype(np.uint8))
+        labels = {"points5": (np.array(POINTS) + rng.normal(0, 1, (5, 2))).round(2).tolist(), "hair": hair}
+        lines.append(json.dumps({"id": item, "file": path, "files": {role: {"path": path, "sha256": digest}},
+                                 "labels": labels}))  # fmt: skip
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture
+def domains(tmp_path):
+    rng = np.random.default_rng(0)
+    photos = _folder(tmp_path / "crops", "photo", ["brown", "black", None, "grey"], rng)
+    cartoons = _folder(tmp_path / "cartoons", "cartoon", ["blonde", "grey", "black", "brown"], rng)
+    return photos, cartoons
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_one_training_step_of_every_variant(domains, tmp_path, variant, one_thread):
+    from facetool.plugins import get_host
+    from facetool.train.loop import run_training
+
+    spec = dataclasses.replace(get_host().generators.get("cartoon"), sizes=(SIZE,))
+    options = spec.train.options(variant=variant, g_base=4, g_blocks=1, d_base=4)
+    run = run_training(spec, tmp_path / variant, data=list(domains), steps=1, batch_size=2, size=SIZE,
+                       options=options)  # fmt: skip
+    losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
+    assert {"G_cartoon", "G_photo", "cycle", "D_cartoon", "D_photo"} <= set(losses)
+    assert ({"landmark", "local", "D_eyes", "D_nose", "D_mouth"} <= set(losses)) == (variant == "local")
+    assert all(np.isfinite(v) for v in losses.values()) and run.weights.is_file()
+    runner = spec.load(spec.options(hair="grey"), "cpu", run.weights)
+    out = runner(torch.rand(2, 3, SIZE, SIZE), torch.tensor([POINTS, POINTS]))
+    assert out.shape == (2, 3, SIZE, SIZE) and out.min() >= 0 and out.max() <= 1 and runner.chosen == ["grey"] * 2
+
+
+def test_hair_labels_map_to_classes_and_unmeasured_hair_counts_as_brown():
+    labels = hair_indices([{"hair": "black"}, {"hair": "grey"}, {"hair": None}, {}], "cpu")
+    assert labels.tolist() == [0, 3, 1, 1]
+
+
+def test_local_patches_are_centred_on_the_parts_and_pass_gradient():
+    size = 128
+    image = torch.zeros(1, 3, size, size, requires_grad=True)
+    points = torch.tensor([[[48.0, 58.0], [78.0, 58.0], [63.0, 73.0], [53.0, 85.0], [73.0, 85.0]]])
+    marked = image + 0  # a bright dot on the nose tip
+    marked = marked.index_put((torch.tensor([0]), torch.tensor([0]), torch.tensor([73]), torch.tensor([63])),
+                              torch.tensor([1.0]))  # fmt: skip
+    patches = part_patches(marked, points, 48, 1.0)
+    assert set(patches) == {"eyes", "nose", "mouth"} and all(p.shape == (1, 3, 48, 48) for p in patches.values())
+    nose = patches["nose"][0, 0]
+    y, x = divmod(int(nose.argmax()), 48)
+    assert abs(y - 23.5) <= 1.5 and abs(x - 23.5) <= 1.5  # the dot lands in the patch's middle
+    assert patches["eyes"][0, 0].max() < 0.5 * nose.max()  # the eyes' mask hides the nose
+    patches["nose"].sum().backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0
+
+
+def test_aligned_nme_ignores_position_size_and_rotation_but_not_layout():
+    reference = torch.tensor([POINTS])
+    angle = torch.tensor(0.3)
+    rotation = torch.tensor([[angle.cos(), -angle.sin()], [angle.sin(), angle.cos()]])
+    moved = reference @ rotation.T * 1.7 + torch.tensor([5.0, -3.0])
+    assert aligned_nme(moved, reference).item() < 1e-5
+    squashed = reference.clone()
+    squashed[0, 3:, 1] -= 3.0  # the mouth 3 px higher: a layout change no similarity undoes
+    error = aligned_nme(squashed, reference).item()
+    assert 0.05 < error < 3.0 / 8.0
+
+
+def test_condition_inputs_follow_the_generator_config():
+    crops = torch.rand(2, 3, SIZE, SIZE)
+    plain = ConditionalResnetGenerator(ConditionalResnetConfig(labels=0, base=4, blocks=1))
+    labels, heat = condition_inputs(plain, crops, None, ["blonde", "grey"])
+    assert labels.tolist() == [0, 0] and heat is None  # the baseline ignores the colour
+    guided = ConditionalResnetGenerator(ConditionalResnetConfig(extra=5, base=4, blocks=1, heatmap_sigma=3.0))
+    labels, heat = condition_inputs(guided, crops, torch.tensor([POINTS, POINTS]), ["blonde", "grey"])
+    assert labels.tolist() == [2, 3] and heat.shape == (2, 5, SIZE, SIZE)
+    peak = divmod(int(heat[0, 2].argmax()), SIZE)
+    assert peak == (19, 16)  # the nose heatmap peaks on the nose point (row, col)
+    _, template = condition_inputs(guided, crops, None, ["black", "black"])
+    assert template.shape == (2, 5, SIZE, SIZE)  # an aligned input gets the template's layout
+
+
+def test_runner_auto_hair_falls_back_to_brown_on_a_hairless_crop(one_thread):
+    generator = ConditionalResnetGenerator(ConditionalResnetConfig(base=4, blocks=1))
+    runner = CartoonRunner(generator, "cpu", "auto")
+    grey_square = torch.full((1, 3, 128, 128), 0.5)
+    out = runner(grey_square)
+    assert out.shape == (1, 3, 128, 128) and runner.chosen == ["brown"]
+
+
+def test_photo_crops_of_labelled_photos(tmp_path):
+    from facetool.data.common import read_manifest, save_png
+    from facetool.data.facecrops import make_crops
+
+    photos = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    save_png(photos / "a.png", (rng.random((200, 160, 3)) * 255).astype(np.uint8))
+    save_png(photos / "b.png", (rng.random((200, 160, 3)) * 255).astype(np.uint8))
+    p5 = [[60, 90], [100, 90], [80, 115], [64, 135], [96, 135]]
+    faces = [{"box": [40, 60, 120, 160], "score": 0.9, "points5": p5},
+             {"box": [0, 0, 40, 50], "score": 0.8, "points5": (np.array(p5) / 4).tolist()}]  # fmt: skip
+    (photos / "labels").mkdir()
+    (photos / "labels" / "a.json").write_text(json.dumps({"width": 160, "height": 200, "faces": faces,
+                                                          "hair": {"class": "grey", "confidence": 0.8}}))  # fmt: skip
+    result = make_crops(photos, tmp_path / "crops", size=64)
+    assert result == {"made": 2, "skipped": 0, "faces": 2, "unlabelled": 1}
+    first, second = read_manifest(tmp_path / "crops")
+    assert first["labels"]["hair"] == "grey" and second["labels"]["hair"] is None  # hair is the largest face's
+    from facetool.align import get_template
+
+    expected = np.array(get_template("avatar").points) * 64
+    assert np.abs(np.array(first["labels"]["points5"]) - expected).max() < 4  # the face lands on the template
+    assert make_crops(photos, tmp_path / "crops", size=64)["skipped"] == 2  # resumable
+
+
+def test_hair_and_variant_flags_are_the_method_settings_and_others_refuse_them(tmp_path):
+    from typer.testing import CliRunner
+
+    from facetool.cli import build_app
+
+    image = tmp_path / "in.png"
+    from facetool.data.common import save_png
+
+    save_png(image, np.zeros((64, 64, 3), np.uint8))
+    app = build_app()
+    result = CliRunner().invoke(app, ["stylize", str(image), "--method", "apdrawing", "--hair", "grey"])
+    assert result.exit_code == 2 and "no hair setting" in result.stderr
+    result = CliRunner().invoke(app, ["stylize", str(image), "--method", "cartoon", "--hair", "purple"])
+    assert result.exit_code == 2 and "hair must be one of" in result.stderr
+
+
+def test_evaluate_measures_hair_landmarks_and_fid_of_a_tiny_net(domains, tmp_path, one_thread):
+    from typer.testing import CliRunner
+
+    from facetool.cli import build_app
+    from facetool.train.checkpoint import TrainState, export_weights
+
+    from conftest import require_assets
+
+    require_assets("mtcnn-onet", "age-net-v1-onnx")
+    torch.manual_seed(0)
+    config = ConditionalResnetConfig(extra=5, base=4, blocks=1)
+    weights = export_weights(tmp_path / "c.safetensors", {"G": ConditionalResnetGenerator(config)}, torch.float32,
+                             TrainState(method="cartoon", configs={"G": config}))  # fmt: skip
+    photos, cartoons = domains
+    args = ["evaluate", "cartoon", "--data", str(photos), "--weights", str(weights), "--split", "all", "--json"]
+    done = CliRunner().invoke(build_app(), [*args, "-O", f"cartoons={cartoons}", "-o", str(tmp_path / "eval")])
+    assert done.exit_code == 0, done.output
+    metrics = json.loads(done.stdout)["metrics"]
+    for colour in ("black", "brown", "blonde", "grey"):
+        assert 0 <= metrics[f"hair_accuracy_{colour}"] <= 1
+    assert metrics["hair_accuracy"] == pytest.approx(np.mean([metrics[f"hair_accuracy_{c}"] for c in
+                                                              ("black", "brown", "blonde", "grey")]))  # fmt: skip
+    assert metrics["hair_meter_accuracy"] >= 0.9  # the shipped meter's record on held-out cartoons
+    assert metrics["nme"] > 0 and metrics["nme_photo"] > 0 and metrics["nme_template"] > 0
+    assert np.isfinite(metrics["fid"]) and (tmp_path / "eval" / "grid.png").is_file()
+    without = CliRunner().invoke(build_app(), args)
+    assert without.exit_code == 0 and json.loads(without.stdout)["metrics"]["fid"] is None
+
+
+def test_cartoons_without_landmarks_get_the_regressors_points(domains, tmp_path, one_thread):
+    """A real cartoon set (Cartoon Set: hair classes, no landmarks) trains through the same command."""
+    from facetool.plugins import get_host
+    from facetool.train.loop import run_training
+
+    photos, cartoons = domains
+    manifest = cartoons / "manifest.jsonl"
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for record in records:
+        del record["labels"]["points5"]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+    spec = dataclasses.replace(get_host().generators.get("cartoon"), sizes=(SIZE,))
+    options = spec.train.options(variant="affine", g_base=4, g_blocks=1, d_base=4)
+    run = run_training(spec, tmp_path / "run", data=[photos, cartoons], steps=1, batch_size=2, size=SIZE,
+                       options=options)  # fmt: skip
+    assert run.weights.is_file()
