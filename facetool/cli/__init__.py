@@ -43,6 +43,7 @@ def build_app() -> typer.Typer:
         detect_cmd,
         evaluate_cmd,
         export_cmd,
+        generate_cmd,
         info_cmd,
         reconstruct_cmd,
         stylize_cmd,
@@ -70,6 +71,7 @@ def build_app() -> typer.Typer:
 
     detect_cmd.register(app)
     stylize_cmd.register(app)
+    generate_cmd.register(app)
     reconstruct_cmd.register(app)
     info_cmd.register(app)
     assets_cmd.register(app)

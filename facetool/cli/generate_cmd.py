@@ -1,0 +1,102 @@
+"""``facetool generate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import FacetoolError, UsageError
+from .common import out, task_method
+
+HELP = """Generate faces from noise with a generate method, optionally shaped like a given layout.
+
+--landmarks FILE.json gives the layout (format: facetool.generate's docstring; {"size": S, "points": {name: [x, y]}}
+with left_eye, right_eye, nose, mouth_left, mouth_right, chin); --like IMAGE takes it from the largest face of a
+photo or drawing. The same --seed gives the same images. Several images go into one grid (-o OUT.png) or one
+file each (-o a folder).
+
+[b]Examples[/b]
+
+  facetool generate --method wgan-landmark --count 8 --seed 1 -o faces.png
+
+  facetool generate --like photo.jpg --count 8 --seed 1 -o faces/
+
+  facetool generate --landmarks layout.json -o face.png
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help=HELP)
+    def generate(
+        method: str | None = typer.Option(None, "--method", "-m", help="Generate method (default: the first)."),
+        landmarks: Path | None = typer.Option(None, "--landmarks", help="Layout JSON file (see --help)."),
+        like: Path | None = typer.Option(None, "--like", help="Take the layout from this image's largest face."),
+        count: int = typer.Option(1, "--count", "-n", min=1, max=1024, help="How many images."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the noise: same seed, same images."),
+        output: Path = typer.Option(Path("generated.png"), "--output", "-o", help="PNG (a grid) or a folder."),
+        option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
+        size: int | None = typer.Option(None, "--size", help="Image size the method runs at."),
+        weights: Path | None = typer.Option(None, "--weights", help="Weights file or training run to use."),
+        detector: str | None = typer.Option(None, "--detector", "-d", help="Detector for --like."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    ) -> None:
+        from ..device import resolve_device
+        from ..methods import resolve_weights
+        from ..options import parse_options
+        from ..pipeline import check_assets
+
+        if landmarks is not None and like is not None:
+            raise UsageError("give --landmarks or --like, not both")
+        name, spec, size = task_method(method, "generate", size)
+        options = parse_options(spec.options, option, f"method {name}")
+        folder = output.is_dir() or str(output).endswith(("/", "\\"))
+        if not folder and output.suffix.lower() != ".png":
+            raise UsageError(f"-o {output}: give a .png file (a grid) or a folder")
+        dev = resolve_device(device)
+        check_assets(spec.assets)
+        runner = spec.load(options, dev, resolve_weights(spec, weights))
+        layout = None
+        if landmarks is not None:
+            from ..generate import read_layout
+
+            layout = read_layout(landmarks)
+        elif like is not None:
+            layout = _layout_like(like, spec, runner, size, detector, dev)
+        images = runner(count, seed, layout)
+        _write(images, output, folder, name, seed, protect=[p for p in (like, landmarks) if p is not None])
+
+
+def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None, device: str):
+    """The layout of the largest face the detector finds; else the method's own predictor, if it has one."""
+    from ..generate import layout_from_face
+    from ..imageio import read_image
+    from ..pipeline import close_detector, detect_faces, load_detector
+
+    image = read_image(image_path)
+    det_spec, det = load_detector(detector, [], device)
+    try:
+        faces = detect_faces(det, image, det_spec.name)
+    finally:
+        close_detector(det)
+    if faces:
+        return layout_from_face(faces[0], spec.template, size)
+    predict = getattr(runner, "layout_from_image", None)
+    if predict is None:
+        raise FacetoolError(f"--like {image_path}: no face found (try another --detector)")
+    return predict(image)
+
+
+def _write(images, output: Path, folder: bool, name: str, seed: int, protect: list[Path]) -> None:
+    from ..generate import image_grid
+    from ..imageio import from_tensor, write_image
+
+    if folder:
+        output.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            write_image(output / f"{name}-seed{seed}-{i:03d}.png", from_tensor(image), protect=protect)
+        out.print(f"{len(images)} images -> {output}", highlight=False)
+        return
+    picture = from_tensor(images[0]) if len(images) == 1 else image_grid(images)
+    written = write_image(output, picture, protect=protect)
+    out.print(f"{len(images)} image{'s' if len(images) > 1 else ''} -> {written}", highlight=False)

@@ -1,0 +1,109 @@
+"""``facetool generate`` on a fake method: seeds, layouts from JSON and from a photo's face, grids and folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from facetool import hookimpl
+from facetool.cli import build_app
+from facetool.generate import LAYOUT_POINTS, layout_from_face, read_layout, write_layout
+from facetool.imageio import read_image, write_image
+from facetool.methods import MethodSpec
+from facetool.plugins import get_host
+
+from conftest import FixedDetectorPlugin, two_faces
+
+SIZE = 32
+
+
+class DotRunner:
+    """Noise images with a white dot on each layout point: the test can see where the layout went."""
+
+    layouts: list = []
+
+    def __call__(self, count, seed, layout):
+        DotRunner.layouts.append(layout)
+        generator = torch.Generator().manual_seed(seed)
+        images = torch.rand(count, 3, SIZE, SIZE, generator=generator) * 0.5
+        for x, y in (layout or {}).values():
+            images[:, :, min(SIZE - 1, int(y * SIZE)), min(SIZE - 1, int(x * SIZE))] = 1.0
+        return images
+
+
+class FakeGenerate:
+    @hookimpl
+    def register_generators(self, register):
+        register(MethodSpec(name="dots", task="generate", load=lambda o, d, w: DotRunner(), description="test",
+                            input_size=SIZE, sizes=(SIZE,), template="portrait"))  # fmt: skip
+
+
+@pytest.fixture
+def app(monkeypatch):
+    monkeypatch.setenv("FACETOOL_PLUGINS", "")
+    get_host().register_object(FakeGenerate(), "fake-generate")
+    get_host().register_object(FixedDetectorPlugin(), "fixed")
+    DotRunner.layouts.clear()
+    return build_app()
+
+
+def run(app, *args):
+    result = CliRunner().invoke(app, list(args))
+    return result
+
+
+def test_same_seed_same_images_and_a_grid_for_several(app, tmp_path):
+    a, b, c = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    for path, seed in ((a, "1"), (b, "1"), (c, "2")):
+        result = run(app, "generate", "-m", "dots", "--count", "4", "--seed", seed, "-o", str(path))
+        assert result.exit_code == 0, result.output
+    assert np.array_equal(read_image(a), read_image(b)) and not np.array_equal(read_image(a), read_image(c))
+    assert read_image(a).shape == (2 * SIZE + 2, 2 * SIZE + 2, 3)  # 2 × 2 grid with a 2 px gap
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert run(app, "generate", "-m", "dots", "-n", "3", "-o", str(folder)).exit_code == 0
+    assert sorted(p.name for p in folder.iterdir()) == [f"dots-seed0-{i:03d}.png" for i in range(3)]
+
+
+def test_layout_json_round_trip_and_its_errors(app, tmp_path):
+    layout = {"left_eye": (0.3, 0.4), "right_eye": (0.7, 0.4), "chin": (0.5, 0.9)}
+    path = tmp_path / "layout.json"
+    write_layout(path, layout, 128)
+    back = read_layout(path)
+    assert set(back) == set(layout) and all(np.allclose(back[k], layout[k]) for k in layout)
+    assert run(app, "generate", "-m", "dots", "--landmarks", str(path), "-o", str(tmp_path / "x.png")).exit_code == 0
+    assert DotRunner.layouts[-1] == back
+    for bad, message in (("[]", "expected"), ('{"size": 0, "points": {}}', "size must"),
+                         ('{"size": 8, "points": {"ear": [1, 2]}}', "unknown point"),
+                         ('{"size": 8, "points": {"nose": [1]}}', "must be [x, y]"), ("{", "not a JSON")):  # fmt: skip
+        path.write_text(bad)
+        result = run(app, "generate", "-m", "dots", "--landmarks", str(path), "-o", str(tmp_path / "y.png"))
+        assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+def test_like_takes_the_largest_faces_layout_in_the_methods_template(app, tmp_path):
+    photo = tmp_path / "photo.png"
+    write_image(photo, np.zeros((300, 400, 3), np.uint8))
+    result = run(app, "generate", "-m", "dots", "--like", str(photo), "-d", "fixed", "-o", str(tmp_path / "o.png"))
+    assert result.exit_code == 0, result.output
+    layout = DotRunner.layouts[-1]
+    expected = layout_from_face(two_faces()[0], "portrait", SIZE)
+    assert layout == expected and list(layout) == list(LAYOUT_POINTS[:5])  # 5-point faces: no chin
+    from facetool.align import get_template
+
+    template = np.array(get_template("portrait").points)  # a face that fits the template lands on it
+    assert np.abs(np.array(list(layout.values())) - template).max() < 0.05
+
+
+def test_usage_errors(app, tmp_path):
+    layout = tmp_path / "l.json"
+    layout.write_text('{"size": 8, "points": {"nose": [4, 4]}}')
+    result = run(app, "generate", "-m", "dots", "--landmarks", str(layout), "--like", str(layout))
+    assert result.exit_code == 2 and "not both" in result.stderr
+    result = run(app, "generate", "-m", "dots", "-o", str(tmp_path / "x.jpg"))
+    assert result.exit_code == 2 and ".png" in result.stderr
+    assert json.loads(layout.read_text())["size"] == 8  # inputs untouched
