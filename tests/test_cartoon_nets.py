@@ -12,8 +12,9 @@ from facetool_cartoon.net import (
     ConditionalResnetGenerator,
     LabelMaskedPatchGAN,
     LabelMaskedPatchGANConfig,
-    gaussian_heatmaps,
 )
+
+from facetool.nets.layers import gaussian_heatmaps
 
 
 def test_every_generator_layer_sees_the_label_and_it_changes_the_output(one_thread):

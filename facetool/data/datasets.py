@@ -171,7 +171,7 @@ class ManifestDataset(Dataset):
     def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
         """Stack tensors; keep ids and labels (ragged JSON) as lists. Use as a DataLoader ``collate_fn``."""
         out: dict[str, Any] = {}
-        for key in batch[0]:
+        for key in dict.fromkeys(k for item in batch for k in item):  # every key any item has ("flipped" …)
             values = [b.get(key) for b in batch]
             tensors = all(isinstance(v, torch.Tensor) for v in values)
             out[key] = torch.stack(values) if tensors else values

@@ -198,3 +198,22 @@ def conv_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
         for h in handles:
             h.remove()
     return total
+
+
+def gaussian_heatmaps(points: Tensor, size: tuple[int, int], sigma: float) -> Tensor:
+    r"""Landmarks as images: one Gaussian of peak 1 per point.
+
+    Args:
+        points: :math:`(B, K, 2)` pixel (x, y), pixel centres at integers.
+        size: (H, W) of the maps.
+        sigma: width in pixels.
+
+    Returns:
+        :math:`(B, K, H, W)`.
+    """
+    height, width = size
+    ys = torch.arange(height, device=points.device, dtype=points.dtype).view(1, 1, height, 1)
+    xs = torch.arange(width, device=points.device, dtype=points.dtype).view(1, 1, 1, width)
+    dx = xs - points[..., 0, None, None]
+    dy = ys - points[..., 1, None, None]
+    return torch.exp(-(dx**2 + dy**2) / (2 * sigma**2))

@@ -28,16 +28,6 @@ def label_planes(labels: Tensor, count: int, size: tuple[int, int]) -> Tensor:
     return F.one_hot(labels, count).to(torch.float32)[:, :, None, None].expand(-1, -1, *size)
 
 
-def gaussian_heatmaps(points: Tensor, size: tuple[int, int], sigma: float) -> Tensor:
-    """points (B, K, 2) pixel (x, y), pixel centres at integers -> (B, K, H, W) Gaussians of peak 1."""
-    height, width = size
-    ys = torch.arange(height, device=points.device, dtype=points.dtype).view(1, 1, height, 1)
-    xs = torch.arange(width, device=points.device, dtype=points.dtype).view(1, 1, 1, width)
-    dx = xs - points[..., 0, None, None]
-    dy = ys - points[..., 1, None, None]
-    return torch.exp(-(dx**2 + dy**2) / (2 * sigma**2))
-
-
 @dataclass
 class ConditionalResnetConfig(DictConfig):
     """CycleGAN's ResNet generator (c7s1, two stride-2 downs, ``blocks`` residual blocks, two ups, c7s1) with

@@ -6,8 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from facetool.align import get_template
+from facetool.nets.layers import gaussian_heatmaps
 
-from .net import HAIR_COLOURS, ConditionalResnetGenerator, gaussian_heatmaps
+from .net import HAIR_COLOURS, ConditionalResnetGenerator
 
 TEMPLATE = "avatar"
 

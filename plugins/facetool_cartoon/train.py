@@ -101,7 +101,7 @@ def part_patches(images: torch.Tensor, points: torch.Tensor, patch: int, scale: 
     import torch
     import torch.nn.functional as F
 
-    from .net import gaussian_heatmaps
+    from facetool.nets.layers import gaussian_heatmaps
 
     size = images.shape[-1]
     centres = {
@@ -222,7 +222,7 @@ class CartoonTrainer:
             cx = cy = torch.zeros(n, dtype=torch.long, device=device)
         out = {"x": to_signed(x), "y": to_signed(y), "lx": lx, "ly": ly, "cx": cx, "cy": cy, "hx": None, "hy": None}
         if o.uses_landmarks:
-            from .net import gaussian_heatmaps
+            from facetool.nets.layers import gaussian_heatmaps
 
             size = (x.shape[-2], x.shape[-1])
             out["hx"] = gaussian_heatmaps(lx, size, o.heatmap_sigma * scale)

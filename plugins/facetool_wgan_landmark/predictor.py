@@ -1,0 +1,104 @@
+"""The landmark predictor P: trained on the data factory's cartoon faces and their exact layout points, then frozen
+for the landmark loss, ``--like`` on drawings and the evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .net import LandmarkPredictor, PredictorConfig
+from .train import layout_error, layout_points
+
+
+def shipped_predictor_path() -> Path:
+    return Path(__file__).parent / "weights" / "predictor.safetensors"
+
+
+def _load_split(folder: Path, split: str | None, size: int) -> tuple[Tensor, Tensor]:
+    from facetool.data.datasets import ManifestDataset
+
+    data = ManifestDataset(folder, roles=("cartoon",), split=split, size=size)
+    images, layouts = [], []
+    for i in range(len(data)):
+        item = data[i]
+        points = layout_points(item["labels"], size)
+        if points is not None:
+            images.append(item["cartoon"])
+            layouts.append(points)
+    if not images:
+        from facetool.errors import UsageError
+
+        raise UsageError(f"{folder}: no items with layout points (facetool data cartoons makes them)")
+    return torch.stack(images), torch.tensor(layouts, dtype=torch.float32)
+
+
+def train_predictor(cartoons: str | Path, *, steps: int = 2000, batch: int = 32, lr: float = 1e-3, size: int = 128,
+                    seed: int = 0, log: Any = None) -> tuple[LandmarkPredictor, dict[str, Any]]:  # fmt: skip
+    """Train P on a cartoon folder's train split (augmented: rotate / zoom / shift with the points, mirror) and
+    measure its layout error on the test split. Returns (P in eval mode, record)."""
+    from facetool.data.augment import augment
+
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    folder = Path(cartoons)
+    split = (folder / "splits.json").is_file()
+    train_x, train_l = _load_split(folder, "train" if split else None, size)
+    test_x, test_l = _load_split(folder, "test" if split else None, size)
+    predictor = LandmarkPredictor(PredictorConfig())
+    optimizer = torch.optim.Adam(predictor.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    for step in range(1, steps + 1):
+        pick = torch.randint(0, len(train_x), (batch,), generator=generator)
+        images, points = augment(train_x[pick], train_l[pick], generator)
+        flip = torch.rand(batch, generator=generator) < 0.5
+        mirrored = points.clone()
+        mirrored[..., 0] = size - 1 - mirrored[..., 0]
+        mirrored = mirrored[:, [1, 0, 2, 4, 3, 5]]
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        points = torch.where(flip[:, None, None], mirrored, points)
+        loss = layout_error(predictor(images), points, size).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if log is not None and (step % 200 == 0 or step == steps):
+            log(f"step {step}/{steps}  train error {loss.item():.4f}")
+    predictor.eval()
+    with torch.no_grad():
+        error = layout_error(predictor(test_x), test_l, size)
+    record = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "train_items": len(train_x),
+              "test_items": len(test_x), "test_error": round(error.mean().item(), 5),
+              "test_error_px": round(error.mean().item() * size, 3), "size": size}  # fmt: skip
+    return predictor, record
+
+
+def save_predictor(predictor: LandmarkPredictor, path: str | Path, record: dict[str, Any]) -> None:
+    import json
+
+    from safetensors.torch import save
+
+    from facetool.data.common import write_bytes_atomic
+
+    tensors = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in predictor.state_dict().items()}  # fmt: skip
+    meta = {"facetool": json.dumps({"net": "layout-predictor", "config": predictor.config.to_dict(), **record})}
+    write_bytes_atomic(Path(path), save(tensors, metadata=meta))
+
+
+def load_predictor(path: str | Path, device: str = "cpu") -> LandmarkPredictor:
+    """P from :func:`save_predictor` (fp32, eval mode, frozen)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), "pt") as handle:
+        config = PredictorConfig.from_dict(json.loads(handle.metadata()["facetool"])["config"])
+    predictor = LandmarkPredictor(config)
+    state = load_file(str(path))
+    predictor.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    predictor.requires_grad_(False)
+    return predictor.to(device).eval()

@@ -1,0 +1,202 @@
+"""WGAN-GP training with the landmark loss, three variants on one budget (issue 8's Table I):
+
+``plain``   WGAN-GP: critic loss D(fake) − D(real) + 10·GP on per-sample interpolates, 5 critic steps per
+            generator step, Adam(1e-4, β = (0, 0.9)) — the reference settings.
+``loss``    (a), the paper's: + λ‖P(G(z)) − l‖₂ with l the layout of a real training face; G never sees l.
+``layout``  (b), ours: G(z, l) also gets l (heatmaps at every block), so the face follows the requested layout.
+
+One engine step is one generator step: its batch of ``n_critic × B`` real faces feeds the critic steps in
+``n_critic`` slices of B, and the generator step uses the first slice's layouts. So ``-b`` counts real faces per
+generator step (default 5 × 16 = 80). The landmark predictor P (frozen; ``weights/predictor.safetensors`` or
+``-T predictor=FILE``) reads the layout of faces whose data has none.
+
+Layout error (the loss and the evaluation): mean Euclidean distance between P's points and l, in units of the
+image side (so 0.01 = 1.28 px at 128²).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from facetool.generate import LAYOUT_POINTS
+from facetool.train.spec import TrainSetup, TrainSpec
+
+if TYPE_CHECKING:
+    import torch
+
+VARIANTS = ("plain", "loss", "layout")
+Variant = Literal["plain", "loss", "layout"]
+
+
+@dataclass
+class WganTrainOptions:
+    """``facetool train wgan-landmark -T key=value``."""
+
+    variant: Variant = field(default="layout", metadata={"help": "plain, loss (paper's a) or layout (ours, b)"})
+    lambda_landmark: float = field(default=10.0, metadata={"help": "weight of the layout error (loss, layout)"})
+    lambda_gp: float = field(default=10.0, metadata={"help": "gradient penalty weight"})
+    n_critic: int = field(default=5, metadata={"help": "critic steps per generator step"})
+    lr: float = field(default=1e-4, metadata={"help": "Adam learning rate (both nets)"})
+    beta1: float = field(default=0.0, metadata={"help": "Adam beta1"})
+    beta2: float = field(default=0.9, metadata={"help": "Adam beta2"})
+    z_dim: int = field(default=128, metadata={"help": "noise dimensions"})
+    g_base: int = field(default=32, metadata={"help": "generator channels at full size (×2 per halving)"})
+    d_base: int = field(default=32, metadata={"help": "critic channels at full size (×2 per halving)"})
+    predictor: str = field(default="", metadata={"help": "landmark predictor file (default: the shipped one)"})
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}")
+        for name in ("lambda_landmark", "lambda_gp", "lr"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name.replace('_', '-')} must be >= 0")
+        if not 1 <= self.n_critic <= 20 or not 1 <= self.z_dim <= 1024:
+            raise ValueError("n-critic must be 1 to 20 and z-dim 1 to 1024")
+        if not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
+            raise ValueError("beta1 and beta2 must be in [0, 1)")
+
+
+def layout_points(labels: Mapping[str, Any], size: int) -> list[list[float]] | None:
+    """A data item's labels -> its :data:`LAYOUT_POINTS` in pixels at ``size`` (None when any is missing).
+
+    Cartoon labels (``facetool data cartoons``) hold ``points`` {name: [x, y]} at ``labels["size"]``."""
+    points = (labels or {}).get("points")
+    if not isinstance(points, Mapping) or not all(name in points for name in LAYOUT_POINTS):
+        return None
+    scale = size / float(labels.get("size") or size)
+    return [[(points[n][0] + 0.5) * scale - 0.5, (points[n][1] + 0.5) * scale - 0.5] for n in LAYOUT_POINTS]
+
+
+def layout_error(predicted: torch.Tensor, target: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, K, 2) vs (B, K, 2) pixels -> (B,) mean point distance in units of the image side."""
+    return (predicted - target).norm(dim=-1).mean(dim=-1) / size
+
+
+class WganTrainer:
+    """Nets ``G`` (exported) and ``D`` (the critic); optimisers ``G`` and ``D``."""
+
+    def __init__(self, setup: TrainSetup) -> None:
+        import torch
+
+        from .net import Critic, CriticConfig, LayoutGenerator, LayoutGeneratorConfig
+
+        o = setup.options if setup.options is not None else WganTrainOptions()
+        self.setup, self.options = setup, o
+        points = len(LAYOUT_POINTS) if o.variant == "layout" else 0
+        self.configs: dict[str, Any] = {
+            "G": LayoutGeneratorConfig(z_dim=o.z_dim, size=setup.size, base=o.g_base, layout_points=points),
+            "D": CriticConfig(size=setup.size, base=o.d_base),
+        }
+        self.nets = {"G": LayoutGenerator(self.configs["G"]).to(setup.device),
+                     "D": Critic(self.configs["D"]).to(setup.device)}  # fmt: skip
+        self.optimizers = {
+            name: torch.optim.Adam(net.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
+            for name, net in self.nets.items()
+        }
+        self.schedulers: dict[str, Any] = {}
+        self.export: tuple[str, ...] = ("G",)
+        self._predictor = None
+
+    @property
+    def predictor(self) -> Any:
+        if self._predictor is None:
+            from .predictor import load_predictor, shipped_predictor_path
+
+            self._predictor = load_predictor(self.options.predictor or shipped_predictor_path(), self.setup.device)
+        return self._predictor
+
+    def _reals(self, batch: Mapping[str, Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images in [-1, 1], layouts (B, K, 2) pixels): labelled points where the data has them, else P's."""
+        import torch
+
+        from facetool.models.common import to_signed
+
+        stream = batch["face"]
+        images = stream["cartoon"]
+        size = images.shape[-1]
+        found = [layout_points(labels, size) for labels in stream["labels"]]
+        if any(p is None for p in found):  # P reads the (possibly mirrored) images themselves
+            with torch.no_grad():
+                return to_signed(images), self.predictor(images.float())
+        layouts = torch.tensor(found, dtype=torch.float32, device=images.device)
+        # The engine mirrors some items (and their points5, not the labels' points): mirror their layouts too.
+        flipped = torch.tensor([bool(f) for f in stream.get("flipped") or []] or [False] * len(images))
+        mirrored = layouts.clone()
+        mirrored[..., 0] = size - 1 - mirrored[..., 0]
+        mirrored = mirrored[:, [1, 0, 2, 4, 3, 5]]  # left / right swap sides
+        layouts = torch.where(flipped.to(images.device)[:, None, None], mirrored, layouts)
+        return to_signed(images), layouts
+
+    def _noise(self, count: int) -> torch.Tensor:
+        import torch
+
+        return torch.randn(count, self.options.z_dim, generator=self.setup.generator).to(self.setup.device)
+
+    def train_step(self, batch: Mapping[str, Mapping[str, Any]], step: int) -> dict[str, float]:
+        import torch
+
+        from facetool.losses.gan import gradient_penalty
+        from facetool.models.common import to_unit
+
+        o, amp, wrap = self.options, self.setup.amp, self.setup.wrap
+        G, D = wrap(self.nets["G"]), wrap(self.nets["D"])
+        reals, layouts = self._reals(batch)
+        slices = max(1, min(o.n_critic, len(reals)))
+        chunk = len(reals) // slices
+        give_layout = o.variant == "layout"
+        d_losses, penalties = [], []
+        for k in range(slices):
+            real = reals[k * chunk : (k + 1) * chunk]
+            layout = layouts[k * chunk : (k + 1) * chunk]
+            with torch.no_grad():
+                fake = G(self._noise(len(real)), layout if give_layout else None)
+            self.optimizers["D"].zero_grad(set_to_none=True)
+            with amp.autocast():
+                wasserstein = D(fake.float()).mean() - D(real).mean()
+            penalty = gradient_penalty(D, real.float(), fake.float(), generator=None, weight=o.lambda_gp)
+            amp.backward(wasserstein + penalty)
+            amp.step(self.optimizers["D"])
+            d_losses.append(wasserstein.item())
+            penalties.append(penalty.item())
+
+        layout = layouts[:chunk]
+        self.nets["D"].requires_grad_(False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        with amp.autocast():
+            fake = G(self._noise(chunk), layout if give_layout else None)
+            loss = -D(fake).mean()
+            losses = {"G_adv": loss.item()}
+            if o.variant != "plain" and o.lambda_landmark > 0:
+                error = layout_error(self.predictor(to_unit(fake.float())), layout, fake.shape[-1]).mean()
+                loss = loss + o.lambda_landmark * error
+                losses["layout_error"] = error.item()
+        amp.backward(loss)
+        amp.step(self.optimizers["G"])
+        self.nets["D"].requires_grad_(True)
+        return {"D_wasserstein": sum(d_losses) / len(d_losses), "GP": sum(penalties) / len(penalties), **losses}
+
+    def samples(self, batch: Mapping[str, Mapping[str, Any]]) -> list[torch.Tensor]:
+        """[real, G(z, its layout)] in [0, 1]; a fixed noise per call so grids compare across steps."""
+        import torch
+
+        from facetool.models.common import to_unit
+
+        reals, layouts = self._reals(batch)
+        z = torch.randn(len(reals), self.options.z_dim, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            fake = self.nets["G"](z.to(reals.device), layouts if self.options.variant == "layout" else None)
+        return [to_unit(reals), to_unit(fake.float())]
+
+
+def wgan_train_spec() -> TrainSpec:
+    """One stream ``face`` with role ``cartoon`` (``facetool data cartoons``, or Bitmoji through the adapter)."""
+    return TrainSpec(
+        build=WganTrainer,
+        streams=lambda options: {"face": ("cartoon",)},
+        options=WganTrainOptions,
+        default_steps=4000,
+        default_batch_size=80,
+    )

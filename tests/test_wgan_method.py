@@ -1,0 +1,112 @@
+"""WGAN-GP with landmark loss (work in progress): nets, one training step per variant on tiny cartoons, the
+predictor's training, and the runner's seeds and layouts. (The penalty's value and gradient: test_losses.py.)"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from facetool_wgan_landmark import DEFAULT_LAYOUT, WganRunner
+from facetool_wgan_landmark.net import Critic, CriticConfig, LayoutGenerator, LayoutGeneratorConfig
+from facetool_wgan_landmark.train import VARIANTS, layout_error, layout_points
+
+from facetool.generate import LAYOUT_POINTS
+
+SIZE = 32
+
+
+def test_generator_follows_its_layout_input_and_the_critic_has_no_batch_norm(one_thread):
+    torch.manual_seed(0)
+    g = LayoutGenerator(LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, max_channels=16, layout_points=6)).eval()
+    z = torch.randn(2, 8)
+    layout = torch.tensor([[[10.0, 12.0], [20, 12], [15, 17], [11, 22], [19, 22], [15, 27]]] * 2)
+    a, b = g(z, layout), g(z, layout + 3)
+    assert a.shape == (2, 3, SIZE, SIZE) and a.abs().max() <= 1 and (a - b).abs().mean() > 1e-4
+    with pytest.raises(ValueError, match="layout"):
+        g(z)
+    critic = Critic(CriticConfig(size=SIZE, base=4, max_channels=16))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.modules())
+    assert critic(torch.rand(3, 3, SIZE, SIZE)).shape == (3,)
+
+
+def test_layout_points_and_error():
+    labels = {"size": 128, "points": {n: [64.0, 64.0] for n in LAYOUT_POINTS}}
+    assert np.allclose(
+        layout_points(labels, 32), [[15.625, 15.625]] * 6
+    )  # (64 + 0.5) / 4 - 0.5: centres scale about -0.5
+    assert layout_points({"points": {"nose": [1, 2]}}, 32) is None
+    a = torch.zeros(1, 6, 2)
+    assert layout_error(a, a + torch.tensor([3.0, 4.0]), 100).item() == pytest.approx(0.05)
+
+
+@pytest.fixture
+def cartoons(tmp_path):
+    from facetool.data.common import save_png
+
+    rng = np.random.default_rng(0)
+    root, lines = tmp_path / "cartoons", []
+    for i in range(10):
+        item, path = f"{i:06d}", f"cartoon/{i:06d}.png"
+        digest = save_png(root / path, (rng.random((SIZE, SIZE, 3)) * 255).astype(np.uint8))
+        points = {n: [float(v) for v in rng.uniform(8, 24, 2)] for n in LAYOUT_POINTS}
+        lines.append(json.dumps({"id": item, "file": path, "files": {"cartoon": {"path": path, "sha256": digest}},
+                                 "labels": {"size": SIZE, "points": points}}))  # fmt: skip
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_predictor_trains_and_round_trips(cartoons, tmp_path, one_thread):
+    from facetool_wgan_landmark.predictor import load_predictor, save_predictor, train_predictor
+
+    predictor, record = train_predictor(cartoons, steps=3, batch=4, size=SIZE)
+    assert record["train_items"] == 10 and np.isfinite(record["test_error"])
+    path = tmp_path / "p.safetensors"
+    save_predictor(predictor, path, record)
+    loaded = load_predictor(path)
+    images = torch.rand(2, 3, SIZE, SIZE)
+    assert torch.allclose(loaded(images), predictor(images), atol=0.5)  # fp16 storage
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_one_training_step_of_every_variant_and_the_runner(cartoons, tmp_path, variant, one_thread, monkeypatch):
+    from facetool_wgan_landmark import predictor as predictor_module
+    from facetool_wgan_landmark.predictor import save_predictor, train_predictor
+
+    from facetool.plugins import get_host
+    from facetool.train.loop import run_training
+
+    p, record = train_predictor(cartoons, steps=1, batch=2, size=SIZE)
+    save_predictor(p, tmp_path / "p.safetensors", record)
+    monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
+    spec = dataclasses.replace(get_host().generators.get("wgan-landmark"), sizes=(SIZE,))
+    options = spec.train.options(variant=variant, g_base=4, d_base=4, z_dim=8)
+    run = run_training(spec, tmp_path / variant, data=[cartoons], steps=1, batch_size=10, size=SIZE, options=options)
+    losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
+    assert {"D_wasserstein", "GP", "G_adv"} <= set(losses)
+    assert ("layout_error" in losses) == (variant != "plain") and all(np.isfinite(v) for v in losses.values())
+    runner = spec.load(None, "cpu", run.weights)
+    a, b = runner(3, 7, None), runner(3, 7, None)
+    assert a.shape == (3, 3, SIZE, SIZE) and torch.equal(a, b) and not torch.equal(a, runner(3, 8, None))
+    layout = {**DEFAULT_LAYOUT, "chin": (0.5, 0.95)}
+    if variant == "layout":
+        assert not torch.equal(runner(3, 7, layout), a)  # the same noise drawn with another chin
+    else:
+        from facetool.errors import UsageError
+
+        with pytest.raises(UsageError, match="take no layout"):
+            runner(1, 0, layout)
+
+
+def test_runner_reads_a_drawing_layout_with_the_predictor(cartoons, tmp_path, monkeypatch, one_thread):
+    from facetool_wgan_landmark import predictor as predictor_module
+    from facetool_wgan_landmark.predictor import save_predictor, train_predictor
+
+    p, record = train_predictor(cartoons, steps=1, batch=2, size=SIZE)
+    save_predictor(p, tmp_path / "p.safetensors", record)
+    monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
+    runner = WganRunner(LayoutGenerator(LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, layout_points=6)), "cpu")
+    layout = runner.layout_from_image((np.random.default_rng(0).random((50, 40, 3)) * 255).astype(np.uint8))
+    assert list(layout) == list(LAYOUT_POINTS) and all(0 <= v <= 1 for xy in layout.values() for v in xy)
