@@ -110,3 +110,37 @@ def test_runner_reads_a_drawing_layout_with_the_predictor(cartoons, tmp_path, mo
     runner = WganRunner(LayoutGenerator(LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, layout_points=6)), "cpu")
     layout = runner.layout_from_image((np.random.default_rng(0).random((50, 40, 3)) * 255).astype(np.uint8))
     assert list(layout) == list(LAYOUT_POINTS) and all(0 <= v <= 1 for xy in layout.values() for v in xy)
+
+
+def test_evaluate_measures_layout_error_and_fid(cartoons, tmp_path, monkeypatch, one_thread):
+    from facetool_wgan_landmark import predictor as predictor_module
+    from facetool_wgan_landmark.predictor import save_predictor, train_predictor
+    from typer.testing import CliRunner
+
+    from facetool.cli import build_app
+    from facetool.train.checkpoint import TrainState, export_weights
+
+    from conftest import require_assets
+
+    require_assets("age-net-v1-onnx")
+    p, record = train_predictor(cartoons, steps=1, batch=2, size=SIZE)
+    save_predictor(p, tmp_path / "p.safetensors", record)
+    monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
+    config = LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, layout_points=6)
+    weights = export_weights(tmp_path / "g.safetensors", {"G": LayoutGenerator(config)}, torch.float32,
+                             TrainState(method="wgan-landmark", configs={"G": config}))  # fmt: skip
+    args = [
+        "evaluate",
+        "wgan-landmark",
+        "--data",
+        str(cartoons),
+        "--weights",
+        str(weights),
+        "--split",
+        "all",
+        "--json",
+    ]  # fmt: skip (the weights' own size is used)
+    done = CliRunner().invoke(build_app(), args)
+    assert done.exit_code == 0, done.output
+    metrics = json.loads(done.stdout)["metrics"]
+    assert metrics["layout_error"] > 0 and metrics["layout_error_real"] > 0 and np.isfinite(metrics["fid"])

@@ -2,7 +2,7 @@
 follows a requested layout — ``facetool generate --method wgan-landmark [--landmarks FILE | --like IMAGE]``.
 
 :mod:`.net` generator / critic / predictor, :mod:`.train` the three variants (plain, the paper's loss, ours),
-:mod:`.predictor` the landmark predictor. Not yet: shipped generator weights, evaluation, model card.
+:mod:`.predictor` the landmark predictor, :mod:`.evaluation` Table I. Not yet: shipped weights, model card.
 """
 
 from __future__ import annotations
@@ -82,6 +82,12 @@ def _load(options: Any, device: str, weights: Path | None) -> WganRunner:
     return WganRunner(_generator(weights), device)
 
 
+def _measure(net: Any, request: Any) -> Any:
+    from .evaluation import measure
+
+    return measure(net, request)
+
+
 @hookimpl
 def register_generators(register):
     from .train import wgan_train_spec
@@ -98,5 +104,7 @@ def register_generators(register):
             weights=None,
             version="0",
             train=wgan_train_spec(),
+            network=lambda options, weights: _generator(weights).eval(),
+            measure=_measure,
         )
     )
