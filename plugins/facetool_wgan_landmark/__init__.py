@@ -108,3 +108,10 @@ def register_generators(register):
             measure=_measure,
         )
     )
+
+
+@hookimpl
+def register_commands(app):
+    from .commands import register
+
+    register(app)
