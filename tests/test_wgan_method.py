@@ -144,3 +144,26 @@ def test_evaluate_measures_layout_error_and_fid(cartoons, tmp_path, monkeypatch,
     assert done.exit_code == 0, done.output
     metrics = json.loads(done.stdout)["metrics"]
     assert metrics["layout_error"] > 0 and metrics["layout_error_real"] > 0 and np.isfinite(metrics["fid"])
+
+
+def test_the_shipped_predictor_is_small_and_its_card_states_its_held_out_error():
+    from facetool_wgan_landmark.predictor import load_predictor, shipped_predictor_path
+    from safetensors import safe_open
+
+    path = shipped_predictor_path()
+    assert path.stat().st_size < 2**20
+    with safe_open(str(path), "pt") as handle:
+        record = json.loads(handle.metadata()["facetool"])
+    assert record["test_error"] < 0.02 and record["test_items"] >= 100
+    assert str(record["test_error"]) in (path.parent / "MODEL_CARD.md").read_text()
+    assert load_predictor(path)(torch.rand(1, 3, 128, 128)).shape == (1, 6, 2)
+
+
+def test_without_weights_generate_says_so_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from facetool.cli import build_app
+
+    result = CliRunner().invoke(build_app(), ["generate", "--method", "wgan-landmark", "-o", str(tmp_path / "x.png")])
+    assert result.exit_code == 1 and "no weights ship yet" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "x.png").exists()

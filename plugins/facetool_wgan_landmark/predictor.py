@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .net import LandmarkPredictor, PredictorConfig
-from .train import layout_error, layout_points
+from .train import layout_error, layout_points, mirror_layout
 
 
 def shipped_predictor_path() -> Path:
@@ -54,11 +54,8 @@ def train_predictor(cartoons: str | Path, *, steps: int = 2000, batch: int = 32,
         pick = torch.randint(0, len(train_x), (batch,), generator=generator)
         images, points = augment(train_x[pick], train_l[pick], generator)
         flip = torch.rand(batch, generator=generator) < 0.5
-        mirrored = points.clone()
-        mirrored[..., 0] = size - 1 - mirrored[..., 0]
-        mirrored = mirrored[:, [1, 0, 2, 4, 3, 5]]
         images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-        points = torch.where(flip[:, None, None], mirrored, points)
+        points = torch.where(flip[:, None, None], mirror_layout(points, size), points)
         loss = layout_error(predictor(images), points, size).mean()
         optimizer.zero_grad()
         loss.backward()

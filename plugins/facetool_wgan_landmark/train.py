@@ -70,6 +70,13 @@ def layout_points(labels: Mapping[str, Any], size: int) -> list[list[float]] | N
     return [[(points[n][0] + 0.5) * scale - 0.5, (points[n][1] + 0.5) * scale - 0.5] for n in LAYOUT_POINTS]
 
 
+def mirror_layout(points: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 6, 2) layouts of mirrored images: x -> S - 1 - x, left / right points swapped."""
+    mirrored = points.clone()
+    mirrored[..., 0] = size - 1 - mirrored[..., 0]
+    return mirrored[:, [1, 0, 2, 4, 3, 5]]
+
+
 def layout_error(predicted: torch.Tensor, target: torch.Tensor, size: int) -> torch.Tensor:
     """(B, K, 2) vs (B, K, 2) pixels -> (B,) mean point distance in units of the image side."""
     return (predicted - target).norm(dim=-1).mean(dim=-1) / size
@@ -124,10 +131,7 @@ class WganTrainer:
         layouts = torch.tensor(found, dtype=torch.float32, device=images.device)
         # The engine mirrors some items (and their points5, not the labels' points): mirror their layouts too.
         flipped = torch.tensor([bool(f) for f in stream.get("flipped") or []] or [False] * len(images))
-        mirrored = layouts.clone()
-        mirrored[..., 0] = size - 1 - mirrored[..., 0]
-        mirrored = mirrored[:, [1, 0, 2, 4, 3, 5]]  # left / right swap sides
-        layouts = torch.where(flipped.to(images.device)[:, None, None], mirrored, layouts)
+        layouts = torch.where(flipped.to(images.device)[:, None, None], mirror_layout(layouts, size), layouts)
         return to_signed(images), layouts
 
     def _noise(self, count: int) -> torch.Tensor:
