@@ -220,3 +220,25 @@ def linear_decay(
         return max(0.0, (steps - step) / (steps - start))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def save_net_with_record(path: str | Path, module: nn.Module, record: Mapping[str, Any],
+                         dtype: torch.dtype = torch.float16) -> None:  # fmt: skip
+    """A helper net (a regressor, a classifier a method measures with) as safetensors: its state dict, floating
+    tensors in ``dtype``, and ``record`` (how it was trained, its held-out scores) as JSON under the metadata key
+    ``facetool``; written atomically. :func:`net_record` reads the record back."""
+    from safetensors.torch import save
+
+    from facetool.data.common import write_bytes_atomic
+
+    tensors = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous()
+               for k, v in module.state_dict().items()}  # fmt: skip
+    write_bytes_atomic(Path(path), save(tensors, metadata={"facetool": json.dumps(dict(record))}))
+
+
+def net_record(path: str | Path) -> dict[str, Any]:
+    """The record :func:`save_net_with_record` stored ({} when the file has none)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        return json.loads((handle.metadata() or {}).get("facetool", "{}"))

@@ -42,15 +42,6 @@ def aligned_nme(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return ((moved - reference.double()).norm(dim=-1).mean(dim=-1) / eyes).float()
 
 
-def _record(path: Path) -> dict[str, Any]:
-    import json
-
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as handle:
-        return json.loads((handle.metadata() or {}).get("facetool", "{}"))
-
-
 def measure(net: Any, request: Any) -> Any:
     """``MethodSpec.measure`` of cartoon; ``net``: :class:`.runner.FixedConditionCartoon` (its generator is used
     with every hair colour and the photos' landmarks)."""
@@ -59,6 +50,7 @@ def measure(net: Any, request: Any) -> Any:
     from facetool.evaluate import Measured
     from facetool.metrics.features import load_backbone
     from facetool.metrics.fid import fid_from_features
+    from facetool.models.common import net_record
 
     from .hair import avatar_hair, load_meter, shipped_meter_path
     from .landmarks import load_regressor
@@ -103,7 +95,7 @@ def measure(net: Any, request: Any) -> Any:
         for i in range(len(photos)):
             grid.append((photos[i].cpu(), *(rows[c][i].cpu() for c in HAIR_COLOURS)))
     metrics: dict[str, Any] = {name: float(np.mean(v)) for name, v in values.items()}
-    metrics["hair_meter_accuracy"] = _record(shipped_meter_path()).get("test_accuracy")
+    metrics["hair_meter_accuracy"] = net_record(shipped_meter_path()).get("test_accuracy")
     notes = {
         "hair": "share of avatars the hair meter reads as the colour asked for (photos × 4 colours)",
         "nme": "eval regressor on avatars vs the photos' labelled 5 points, similarity-aligned, / eye distance",

@@ -113,14 +113,9 @@ def shipped_meter_path() -> Path:
 
 
 def save_meter(meter: HairMeter, path: str | Path, record: dict[str, Any]) -> None:
-    import json
+    from facetool.models.common import save_net_with_record
 
-    from safetensors.torch import save
-
-    from facetool.data.common import write_bytes_atomic
-
-    tensors = {k: v.detach().float().contiguous() for k, v in meter.state_dict().items()}
-    write_bytes_atomic(Path(path), save(tensors, metadata={"facetool": json.dumps({"net": "hair-meter", **record})}))
+    save_net_with_record(path, meter, {"net": "hair-meter", **record}, dtype=torch.float32)
 
 
 def load_meter(path: str | Path | None = None, device: str = "cpu") -> HairMeter:

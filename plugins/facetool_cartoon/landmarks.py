@@ -129,16 +129,9 @@ def _dataset(folder: Path, role: str, split: str, size: int) -> Any:
 
 def save_regressor(regressor: LandmarkRegressor, path: str | Path, card: dict[str, Any]) -> None:
     """fp16 safetensors with the fine-tuning record in the metadata, written atomically."""
-    import json
+    from facetool.models.common import save_net_with_record
 
-    from safetensors.torch import save
-
-    from facetool.data.common import write_bytes_atomic
-
-    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in regressor.state_dict().items()}
-    write_bytes_atomic(
-        Path(path), save(tensors, metadata={"facetool": json.dumps({"net": "cartoon-landmarks", **card})})
-    )
+    save_net_with_record(path, regressor, {"net": "cartoon-landmarks", **card})
 
 
 def load_regressor(path: str | Path, device: str = "cpu") -> LandmarkRegressor:

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from facetool import hookimpl
-from facetool.generate import LAYOUT_POINTS
 from facetool.methods import MethodSpec
 
 METHOD = "wgan-landmark"
-#: Mean layout of the data factory's 1000 cartoons (128²), unit square: what a layout-taking generator draws
-#: when no layout is given, and what fills points a layout file leaves out.
+#: Mean layout of the data factory's 1000 cartoons (128²), unit square, keyed by facetool.generate.LAYOUT_POINTS:
+#: what a layout-taking generator draws when no layout is given, and what fills points a layout file leaves out.
 DEFAULT_LAYOUT = {
     "left_eye": (0.382, 0.464),
     "right_eye": (0.616, 0.464),
@@ -37,6 +36,7 @@ class WganRunner:
         import torch
 
         from facetool.errors import UsageError
+        from facetool.generate import LAYOUT_POINTS
 
         config = self.generator.config
         z = torch.randn(count, config.z_dim, generator=torch.Generator().manual_seed(seed)).to(self.device)
@@ -54,6 +54,7 @@ class WganRunner:
         """An illustration (H, W, 3) uint8 with no detectable face: the predictor on the whole image."""
         import torch
 
+        from facetool.generate import LAYOUT_POINTS
         from facetool.imageio import to_tensor
 
         from .predictor import load_predictor, shipped_predictor_path

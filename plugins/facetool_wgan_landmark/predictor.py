@@ -73,27 +73,18 @@ def train_predictor(cartoons: str | Path, *, steps: int = 2000, batch: int = 32,
 
 
 def save_predictor(predictor: LandmarkPredictor, path: str | Path, record: dict[str, Any]) -> None:
-    import json
+    from facetool.models.common import save_net_with_record
 
-    from safetensors.torch import save
-
-    from facetool.data.common import write_bytes_atomic
-
-    tensors = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
-               for k, v in predictor.state_dict().items()}  # fmt: skip
-    meta = {"facetool": json.dumps({"net": "layout-predictor", "config": predictor.config.to_dict(), **record})}
-    write_bytes_atomic(Path(path), save(tensors, metadata=meta))
+    save_net_with_record(path, predictor, {"net": "layout-predictor", "config": predictor.config.to_dict(), **record})
 
 
 def load_predictor(path: str | Path, device: str = "cpu") -> LandmarkPredictor:
     """P from :func:`save_predictor` (fp32, eval mode, frozen)."""
-    import json
-
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
-    with safe_open(str(path), "pt") as handle:
-        config = PredictorConfig.from_dict(json.loads(handle.metadata()["facetool"])["config"])
+    from facetool.models.common import net_record
+
+    config = PredictorConfig.from_dict(net_record(path)["config"])
     predictor = LandmarkPredictor(config)
     state = load_file(str(path))
     predictor.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
