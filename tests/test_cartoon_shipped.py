@@ -1,23 +1,43 @@
-"""What the cartoon plugin ships: its landmark regressors and hair meter (small safetensors with a model card that
-records their held-out scores), and a clear line instead of a traceback while no generator weights ship."""
+"""What the cartoon plugin ships: the generators of approach A (local) and B (affine), its landmark regressors and
+hair meter (small safetensors with a model card that records their held-out scores) — and what the generators do
+to a real photo: the hair colour asked for, the features where the person's are, every face of the photo."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 from facetool_cartoon import variant_weights
 from safetensors import safe_open
 from typer.testing import CliRunner
 
+from facetool.align import estimate_alignment, get_template, transform_points
 from facetool.cli import build_app
+from facetool.imageio import read_image, write_image
+
+from conftest import require_assets
 
 FOLDER = variant_weights("local").parent
+SHIPPED = ("local",)  # approach B (affine) does not ship yet: MODEL_CARD.md
+DETECTOR_ASSETS = ("dlib-shape-predictor-68", "mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
 
 
 def _record(name: str) -> dict:
     with safe_open(str(FOLDER / name), framework="pt") as handle:
         return json.loads(handle.metadata()["facetool"])
+
+
+def _invoke(*args: str) -> str:
+    result = CliRunner().invoke(build_app(), list(args))
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+def _avatar(path: Path) -> torch.Tensor:
+    return torch.from_numpy(read_image(path)).permute(2, 0, 1)[None].float() / 255
 
 
 def test_helper_nets_ship_small_with_their_held_out_scores_in_the_card():
@@ -32,13 +52,81 @@ def test_helper_nets_ship_small_with_their_held_out_scores_in_the_card():
         assert str(after["cartoon"]) in card and str(after["photo"]) in card
 
 
-def test_without_shipped_generator_weights_stylize_says_so_in_one_line(tmp_path):
-    from facetool.data.common import save_png
+@pytest.mark.parametrize("variant", SHIPPED)
+def test_generators_ship_as_small_fp16_safetensors_of_their_variant(variant):
+    path = variant_weights(variant)
+    assert path.stat().st_size <= 20 * 2**20
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+        dtypes = {str(handle.get_slice(k).get_dtype()) for k in handle.keys()}  # noqa: SIM118 - not iterable
+    assert meta["method"] == "cartoon" and json.loads(meta["train_options"])["variant"] == variant
+    assert dtypes <= {"F16", "I64"}, dtypes
+    assert f"`{path.name}`" in (FOLDER / "MODEL_CARD.md").read_text()
 
-    if variant_weights("local").is_file():
-        return  # weights ship: the message is not reachable
-    image = tmp_path / "in.png"
-    save_png(image, np.zeros((64, 64, 3), np.uint8))
-    result = CliRunner().invoke(build_app(), ["stylize", str(image), "--method", "cartoon", "--aligned"])
-    assert result.exit_code == 1 and "no local weights ship yet" in result.stderr
-    assert "Traceback" not in result.output
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, sample_image):
+    """The sample photo in colour and in grayscale."""
+    folder = tmp_path_factory.mktemp("photos")
+    write_image(folder / "colour.png", sample_image)
+    write_image(folder / "gray.png", np.repeat(sample_image.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8))
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["colour", "gray"])
+def test_avatar_has_the_hair_asked_for_and_the_features_where_the_persons_are(photos, tmp_path, kind, one_thread):
+    from facetool_cartoon.evaluation import EVAL_REGRESSOR
+    from facetool_cartoon.hair import avatar_hair, load_meter
+    from facetool_cartoon.landmarks import load_regressor
+
+    require_assets(*DETECTOR_ASSETS)
+    photo = photos / f"{kind}.png"
+    faces = json.loads(_invoke("detect", str(photo), "--json"))["faces"]
+    points = torch.tensor([faces[0]["points5"]], dtype=torch.float32)
+    person = transform_points(points, estimate_alignment(points, get_template("avatar"), 128))[0]  # crop pixels
+    eye_distance = float((person[1] - person[0]).norm())
+    meter, regressor = load_meter(), load_regressor(EVAL_REGRESSOR)
+    for hair in ("black", "brown", "blonde", "grey"):
+        out = tmp_path / f"{hair}.png"
+        _invoke("stylize", str(photo), "-m", "cartoon", "--hair", hair, "--crop", "-o", str(out))
+        avatar = _avatar(out)
+        assert avatar.shape[-2:] == (128, 128)
+        assert avatar_hair(meter, avatar) == [hair]
+        with torch.no_grad():
+            drawn = regressor(avatar)[0]
+        # Eyes, nose and mouth are drawn where the person's are (cartoon mouths are narrower: the mouth's centre).
+        features = torch.stack([drawn[0], drawn[1], drawn[2], drawn[3:].mean(0)])
+        wanted = torch.stack([person[0], person[1], person[2], person[3:].mean(0)])
+        errors = (features - wanted).norm(dim=-1) / eye_distance
+        assert errors.max() < 0.35, (hair, errors.tolist())
+
+
+def test_variants_that_do_not_ship_say_so_in_one_line(sample_path):
+    from facetool_cartoon import VARIANT_CHOICES
+
+    for variant in VARIANT_CHOICES:
+        if variant_weights(variant).is_file():
+            continue
+        result = CliRunner().invoke(build_app(), ["stylize", str(sample_path), "-m", "cartoon", "--variant", variant])
+        assert result.exit_code == 1 and f"no {variant} weights ship yet" in result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_every_face_of_a_two_person_photo_becomes_an_avatar(photos, tmp_path, one_thread):
+    require_assets(*DETECTOR_ASSETS)
+    pair = np.concatenate([read_image(photos / "colour.png"), read_image(photos / "gray.png")], axis=1)
+    photo = tmp_path / "pair.png"
+    write_image(photo, pair)
+    _invoke("stylize", str(photo), "-m", "cartoon", "--hair", "blonde", "--crop", "-o", str(tmp_path / "a.png"))
+    assert sorted(p.name for p in tmp_path.glob("a.*")) == ["a.face0.png", "a.face1.png"]
+    pasted = tmp_path / "pasted.png"
+    _invoke("stylize", str(photo), "-m", "cartoon", "-o", str(pasted))
+    out = read_image(pasted).astype(np.int16)
+    assert out.shape == pair.shape
+    faces = json.loads(_invoke("detect", str(photo), "--json"))["faces"]
+    assert len(faces) == 2
+    for face in faces:  # each face region changed, the photo's far corner did not
+        x0, y0, x1, y1 = (int(v) for v in face["box"])
+        assert np.abs(out[y0:y1, x0:x1] - pair[y0:y1, x0:x1]).mean() > 20
+    assert np.abs(out[-20:, :20] - pair[-20:, :20]).mean() < 2
+    assert read_image(photo).tobytes() == pair.astype(np.uint8).tobytes()  # the input is untouched

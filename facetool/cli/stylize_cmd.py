@@ -20,7 +20,7 @@ Use --crop for the aligned result alone, --face to choose faces, --aligned when 
 
   facetool stylize photo.jpg --method apdrawing --face largest --crop -o drawing.png
 
-  facetool stylize photo.jpg --method cartoon --weights runs/cartoon --hair blonde --crop -o avatar.png
+  facetool stylize photo.jpg --method cartoon --hair blonde --crop -o avatar.png
 
   facetool methods   (lists the methods and their -O options)
 """

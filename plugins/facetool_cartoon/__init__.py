@@ -107,8 +107,8 @@ def register_generators(register):
             template="avatar",
             input_size=128,
             sizes=(128,),
-            # No generator ships yet (weights/MODEL_CARD.md); -O variant picks weights/cartoon-<variant>.safetensors.
-            weights=None,
+            # Approach A ships (weights/MODEL_CARD.md); -O variant picks weights/cartoon-<variant>.safetensors.
+            weights="facetool_cartoon:weights/cartoon-local.safetensors",
             background="photo",
             assets=("mtcnn-onet",),
             version="1",
