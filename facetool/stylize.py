@@ -34,6 +34,8 @@ def stylize_photo(
         image: (H, W, 3) uint8 RGB.
         runner: the method's runner, (B, 3, S, S) [0, 1] -> (B, C, S, S) [0, 1]. A runner with a true
             ``takes_points5`` attribute is also given ``points5=`` (B, 5, 2), the faces' landmarks in crop pixels.
+            A runner with a ``paste_mask`` method, (B, C, S, S) results -> (B, 1, S, S) in [0, 1], says which
+            pixels of its results to paste back (e.g. an avatar without its plain background).
         template_name: alignment template of the method.
         faces: faces to draw; None means the photo already is an aligned crop (``--aligned``).
         size: crop size S.
@@ -86,7 +88,8 @@ def stylize_photo(
         return [from_tensor(r) for r in result]
     canvas = photo if background == "photo" else torch.ones_like(photo)
     # On white paper the crops' strokes are merged darkest-wins, so overlapping faces keep each other's lines.
-    pasted = paste_back(canvas, result, matrices, feather=feather, darken=background == "white")
+    masks = runner.paste_mask(result) if hasattr(runner, "paste_mask") else None
+    pasted = paste_back(canvas, result, matrices, masks, feather=feather, darken=background == "white")
     return [from_tensor(pasted[0].clamp(0, 1))]
 
 

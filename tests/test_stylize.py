@@ -174,3 +174,27 @@ def test_white_paper_crops_are_blank_where_they_reach_past_the_photo(photo):
     (on_photo,) = stylize_photo(image, black, "portrait", [near_corner], 64, crop=True, background="photo")
     assert on_white[0, 0].min() == 255 and on_white[-1, -1].max() == 0  # outside the photo: paper; inside: ink
     assert on_photo.max() == 0  # a method that draws over the photo keeps its own output
+
+
+def test_a_runners_paste_mask_decides_what_is_pasted(photo):
+    from facetool.stylize import stylize_photo
+
+    _, image = photo
+
+    class LeftHalf:
+        """Draws black, and asks for only the left half of each crop to be pasted."""
+
+        def __call__(self, crops):
+            return crops * 0
+
+        def paste_mask(self, results):
+            mask = results[:, :1] * 0
+            mask[..., : results.shape[-1] // 2] = 1
+            return mask
+
+    (whole,) = stylize_photo(image, lambda crops: crops * 0, "portrait", FACES[:1], 64)
+    (half,) = stylize_photo(image, LeftHalf(), "portrait", FACES[:1], 64)
+    covered = np.abs(whole.astype(int) - image).sum(-1) > 60
+    kept = np.abs(half.astype(int) - image).sum(-1) > 60
+    assert kept.sum() > 0.3 * covered.sum() and kept.sum() < 0.7 * covered.sum()
+    assert not (kept & ~covered).any()  # the mask only removes

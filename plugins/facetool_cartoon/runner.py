@@ -55,6 +55,13 @@ class CartoonRunner:
         with torch.inference_mode():
             return (self.generator(crops * 2 - 1, labels, heatmaps) + 1) / 2
 
+    def paste_mask(self, avatars: Tensor) -> Tensor:
+        """(B, 3, S, S) avatars -> (B, 1, S, S): head and hair, not the plain background (see :mod:`.cutout`)."""
+        from .cutout import avatar_alpha
+
+        with torch.inference_mode():
+            return avatar_alpha(avatars.float())
+
 
 class FixedConditionCartoon(nn.Module):
     """The bare generator for ``facetool export`` / benchmarks: (B, 3, S, S) [0, 1] aligned crops -> avatars in

@@ -1,0 +1,75 @@
+"""The avatar's cut-out: which pixels of a generated avatar are head and hair, and which are its plain background.
+
+Pasted back as a square, an avatar's pale background covers the photo around the head. The avatars are drawn on
+a plain background, so the background is the region connected to the crop's border whose colour stays close to
+the border's own colour; the rest (head, hair) is opaque. Two ellipses from the avatar template bound the guess:
+the face between them is always kept, and nothing outside the head region (shoulders, corners) is.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: Ellipses in units of the crop side (template "avatar"): centre x, centre y, half width, half height.
+FACE_ELLIPSE = (0.5, 0.53, 0.25, 0.3)
+HEAD_ELLIPSE = (0.5, 0.45, 0.37, 0.45)
+
+
+def ellipse(size: int, shape: tuple[float, float, float, float], softness: float, device=None) -> Tensor:
+    """(S, S) in [0, 1]: 1 inside the ellipse, a linear ramp of ``softness`` (fraction of the side) at its edge."""
+    cx, cy, rx, ry = shape
+    coords = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) / size
+    y, x = coords[:, None], coords[None, :]
+    radius = (((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2).sqrt()
+    return ((1 - radius) * min(rx, ry) / max(softness, 1e-6) + 0.5).clamp(0, 1)
+
+
+def background_colour(images: Tensor, ring: int) -> Tensor:
+    """(B, 3, S, S) -> (B, 3): the median colour of the outer ``ring`` pixels (the top half of the crop's border,
+    where the avatars have no clothes)."""
+    top = images[:, :, :ring, :].flatten(2)
+    sides = images[:, :, : images.shape[-2] // 2, :ring].flatten(2)
+    right = images[:, :, : images.shape[-2] // 2, -ring:].flatten(2)
+    return torch.cat([top, sides, right], dim=2).median(dim=2).values
+
+
+def avatar_alpha(avatars: Tensor, tolerance: float = 0.16) -> Tensor:
+    """Paste-back mask of generated avatars.
+
+    Args:
+        avatars: (B, 3, S, S) in [0, 1], aligned to the avatar template.
+        tolerance: RGB distance to the background colour under which a border-connected pixel is background.
+
+    Returns:
+        (B, 1, S, S) in [0, 1]: 1 on head and hair, 0 on the background, soft edges.
+    """
+    import kornia
+
+    size = avatars.shape[-1]
+    sigma = max(0.5, size / 128)
+    smooth = kornia.filters.gaussian_blur2d(avatars, (5, 5), (sigma, sigma))  # the avatars' grain is not an edge
+    colour = background_colour(smooth, max(2, size // 32))
+    candidate = ((smooth - colour[:, :, None, None]).norm(dim=1, keepdim=True) < tolerance).float()
+    edge = torch.zeros_like(candidate)
+    rim = max(1, size // 64)
+    edge[..., :rim, :] = edge[..., -rim:, :] = edge[..., :, :rim] = edge[..., :, -rim:] = 1
+    background = grow(edge * candidate, candidate)
+    kernel = torch.ones(9, 9, device=avatars.device)
+    keep = kornia.morphology.closing(1 - background, kernel)  # fill the notches the grain leaves in the outline
+    face = ellipse(size, FACE_ELLIPSE, 0.02, avatars.device).expand_as(keep)
+    keep = grow(face, torch.maximum(keep, face))  # only what touches the face: no islands of photo hair
+    alpha = keep * ellipse(size, HEAD_ELLIPSE, 0.08, avatars.device)
+    return kornia.filters.gaussian_blur2d(alpha, (9, 9), (2 * sigma, 2 * sigma)).clamp(0, 1)
+
+
+def grow(seeds: Tensor, within: Tensor) -> Tensor:
+    """(B, 1, S, S) binary masks -> the part of ``within`` 8-connected to ``seeds`` (geodesic dilation)."""
+    reached = seeds * within
+    for _ in range(2 * seeds.shape[-1]):
+        grown = F.max_pool2d(reached, 3, stride=1, padding=1) * within
+        if torch.equal(grown, reached):
+            break
+        reached = grown
+    return reached

@@ -1,0 +1,37 @@
+"""The avatar cut-out: plain background clear, head opaque, islands away from the face dropped."""
+
+from __future__ import annotations
+
+import torch
+from facetool_cartoon.cutout import avatar_alpha
+
+
+def _avatar(size: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(image (1, 3, S, S), head mask, island mask): a pastel background, a brown head around the template's face, a
+    dark blob in a corner, grain everywhere."""
+    y, x = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    image = torch.tensor([0.95, 0.82, 0.86])[:, None, None].expand(3, size, size).clone()
+    head = ((x - 0.5 * size) / (0.3 * size)) ** 2 + ((y - 0.5 * size) / (0.38 * size)) ** 2 < 1
+    island = ((x - 0.1 * size) ** 2 + (y - 0.9 * size) ** 2).sqrt() < 0.06 * size
+    image[:, head] = torch.tensor([0.75, 0.5, 0.35])[:, None]
+    image[:, island] = 0.1
+    grain = torch.randn(3, size, size, generator=torch.Generator().manual_seed(0)) * 0.04
+    return (image + grain).clamp(0, 1)[None], head, island
+
+
+def test_background_is_clear_and_head_opaque():
+    image, head, island = _avatar()
+    alpha = avatar_alpha(image)[0, 0]
+    assert alpha.shape == head.shape and alpha.min() >= 0 and alpha.max() <= 1
+    inner = head & (torch.nn.functional.avg_pool2d(head[None, None].float(), 9, 1, 4)[0, 0] > 0.999)
+    assert alpha[inner].min() > 0.95
+    assert alpha[~head].mean() < 0.1
+    assert alpha[island].max() < 0.05  # not connected to the face: dropped
+    assert alpha[:8, :8].max() == 0
+
+
+def test_pale_face_on_pale_background_keeps_the_face():
+    pale = torch.full((1, 3, 128, 128), 0.93)  # nothing to tell apart: the template's face region stays
+    alpha = avatar_alpha(pale)[0, 0]
+    assert alpha[64, 64] > 0.95 and alpha[70, 50] > 0.95
+    assert alpha[:10].max() < 0.05 and alpha[:, :10].max() < 0.05
