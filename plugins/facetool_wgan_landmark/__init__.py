@@ -2,7 +2,8 @@
 follows a requested layout — ``facetool generate --method wgan-landmark [--landmarks FILE | --like IMAGE]``.
 
 :mod:`.net` generator / critic / predictor, :mod:`.train` the three variants (plain, the paper's loss, ours),
-:mod:`.predictor` the landmark predictor, :mod:`.evaluation` Table I. Not yet: shipped weights, model card.
+:mod:`.predictor` the landmark predictors, :mod:`.evaluation` Table I. Not yet: a shipped generator
+(weights/MODEL_CARD.md).
 """
 
 from __future__ import annotations

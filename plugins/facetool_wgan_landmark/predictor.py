@@ -17,6 +17,12 @@ def shipped_predictor_path() -> Path:
     return Path(__file__).parent / "weights" / "predictor.safetensors"
 
 
+def check_predictor_path() -> Path:
+    """A second predictor, same recipe, another seed: the generators were never trained against it, so it scores
+    their layouts without the risk that they learnt to please the first one."""
+    return Path(__file__).parent / "weights" / "predictor-check.safetensors"
+
+
 def _load_split(folder: Path, split: str | None, size: int) -> tuple[Tensor, Tensor]:
     from facetool.data.datasets import ManifestDataset
 
