@@ -67,6 +67,9 @@ def test_same_seed_same_images_and_a_grid_for_several(app, tmp_path):
     folder.mkdir()
     assert run(app, "generate", "-m", "dots", "-n", "3", "-o", str(folder)).exit_code == 0
     assert sorted(p.name for p in folder.iterdir()) == [f"dots-seed0-{i:03d}.png" for i in range(3)]
+    made = tmp_path / "new" / "faces"  # not there yet: the trailing / says it is a folder
+    assert run(app, "generate", "-m", "dots", "-n", "2", "-o", f"{made}/").exit_code == 0
+    assert sorted(p.name for p in made.iterdir()) == ["dots-seed0-000.png", "dots-seed0-001.png"]
 
 
 def test_layout_json_round_trip_and_its_errors(app, tmp_path):

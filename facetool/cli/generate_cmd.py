@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
         like: Path | None = typer.Option(None, "--like", help="Take the layout from this image's largest face."),
         count: int = typer.Option(1, "--count", "-n", min=1, max=1024, help="How many images."),
         seed: int = typer.Option(0, "--seed", help="Seed of the noise: same seed, same images."),
-        output: Path = typer.Option(Path("generated.png"), "--output", "-o", help="PNG (a grid) or a folder."),
+        # A str, not a Path: a Path drops the trailing "/" that marks a folder still to be made.
+        output: str = typer.Option("generated.png", "--output", "-o", help="PNG (a grid), or a folder (ending in /)."),
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
         size: int | None = typer.Option(None, "--size", help="Image size the method runs at."),
         weights: Path | None = typer.Option(None, "--weights", help="Weights file or training run to use."),
@@ -50,9 +51,9 @@ def register(app: typer.Typer) -> None:
             raise UsageError("give --landmarks or --like, not both")
         name, spec, size = task_method(method, "generate", size)
         options = parse_options(spec.options, option, f"method {name}")
-        folder = output.is_dir() or str(output).endswith(("/", "\\"))
-        if not folder and output.suffix.lower() != ".png":
-            raise UsageError(f"-o {output}: give a .png file (a grid) or a folder")
+        folder = output.endswith(("/", "\\")) or Path(output).is_dir()
+        if not folder and Path(output).suffix.lower() != ".png":
+            raise UsageError(f"-o {output}: give a .png file (a grid) or a folder (ending in /)")
         dev = resolve_device(device)
         check_assets(spec.assets)
         runner = spec.load(options, dev, resolve_weights(spec, weights))
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
         elif like is not None:
             layout = _layout_like(like, spec, runner, size, detector, dev)
         images = runner(count, seed, layout)
-        _write(images, output, folder, name, seed, protect=[p for p in (like, landmarks) if p is not None])
+        _write(images, Path(output), folder, name, seed, protect=[p for p in (like, landmarks) if p is not None])
 
 
 def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None, device: str):
