@@ -6,9 +6,9 @@ noise, drawn with l when the weights take a layout. Metrics:
 - ``layout_error``: the predictor's points on the generated face against l, mean distance in units of the image
   side (the paper's landmark loss, normalised so 0.01 = 1.28 px at 128²). For weights that take no layout l is
   simply a real face's layout — exactly the paper's measure; for ours it is the layout asked for.
-- ``layout_error_check``: the same, read by the check predictor (another seed; when it ships): the variants with
-  the landmark loss were trained against the first predictor, never against this one (``layout_error_check_real``:
-  its own error on the real faces).
+- ``layout_error_check``: the same, read by the check predictor (``weights/predictor-check.safetensors``, another
+  seed; None without that file): the variants with the landmark loss were trained against the first predictor,
+  never against this one (``layout_error_check_real``: its own error on the real faces).
 - ``layout_error_real``: the predictor on the real faces themselves (its own error: the floor).
 - ``fid``: the core's age-net features of the generated faces against the real held-out faces; ``fid_floor``: the
   same count of training faces against them.
