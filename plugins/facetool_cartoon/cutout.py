@@ -2,8 +2,8 @@
 
 Pasted back as a square, an avatar's pale background covers the photo around the head. The avatars are drawn on
 a plain background, so the background is the region connected to the crop's border whose colour stays close to
-the border's own colour; the rest (head, hair) is opaque. Two ellipses from the avatar template bound the guess:
-the face between them is always kept, and nothing outside the head region (shoulders, corners) is.
+the border's own colour; the rest (head, hair) is opaque. Two ellipses placed on the avatar template bound the
+guess: everything inside the face ellipse is kept, nothing outside the head ellipse (shoulders, corners) is.
 """
 
 from __future__ import annotations
