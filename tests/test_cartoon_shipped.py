@@ -1,5 +1,5 @@
-"""What the cartoon plugin ships: the generators of approach A (local) and B (affine), its landmark regressors and
-hair meter (small safetensors with a model card that records their held-out scores) — and what the generators do
+"""What the cartoon plugin ships: approach A's generator (local; B does not ship yet), its landmark regressors and
+hair meter (small safetensors with a model card that records their held-out scores) — and what the generator does
 to a real photo: the hair colour asked for, the features where the person's are, every face of the photo."""
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ def measure(net: Any, request: Any) -> Any:
         raise UsageError("wgan-landmark has no outputs to score with --oracle: use layout_error_real / fid_floor")
     generator = net.to(request.device).eval()
     predictor = load_predictor(shipped_predictor_path(), request.device)
-    checker = load_predictor(check_predictor_path(), request.device) if check_predictor_path().exists() else None
+    check_path = check_predictor_path()
+    checker = load_predictor(check_path, request.device) if check_path.exists() else None
     size = generator.config.size
     data = ManifestDataset(request.data_dir, roles=("cartoon",), split=request.split, size=size)
     count = min(len(data), request.limit) if request.limit else len(data)
@@ -55,13 +56,13 @@ def measure(net: Any, request: Any) -> Any:
             else:
                 layouts = predicted_real
             z = torch.randn(len(items), generator.config.z_dim, generator=noise).to(request.device)
-            fake = (generator(z, layouts if generator.config.layout_points else None) + 1) / 2
-            errors.append(layout_error(predictor(fake.clamp(0, 1)), layouts, size))
+            fake = ((generator(z, layouts if generator.config.layout_points else None) + 1) / 2).clamp(0, 1)
+            errors.append(layout_error(predictor(fake), layouts, size))
             if checker is not None:
-                checked.append(layout_error(checker(fake.clamp(0, 1)), layouts, size))
-        fakes.append(fake.clamp(0, 1).cpu())
+                checked.append(layout_error(checker(fake), layouts, size))
+        fakes.append(fake.cpu())
         reals.append(images.cpu())
-        grid += [(images[i].cpu(), fake[i].clamp(0, 1).cpu()) for i in range(len(items))]
+        grid += [(images[i].cpu(), fake[i].cpu()) for i in range(len(items))]
     backbone = load_backbone()
     real_features = backbone(torch.cat(reals))
     metrics: dict[str, Any] = {
