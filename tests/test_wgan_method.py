@@ -42,6 +42,26 @@ def test_layout_points_and_error():
     assert layout_error(a, a + torch.tensor([3.0, 4.0]), 100).item() == pytest.approx(0.05)
 
 
+def test_jitter_moves_each_face_and_its_layout_alike(one_thread):
+    from types import SimpleNamespace
+
+    from facetool_wgan_landmark.train import WganTrainer, WganTrainOptions
+
+    layouts = torch.tensor([[[10.0, 12.0], [21, 12], [15, 17], [11, 22], [19, 22], [15, 26]]] * 4)
+    images = -torch.ones(4, 3, SIZE, SIZE)  # a dark face with one bright dot on its chin point
+    images[:, :, 26, 15] = 1.0
+    fake = SimpleNamespace(_labelled=lambda batch: (images, layouts),
+                           setup=SimpleNamespace(generator=torch.Generator().manual_seed(0)))  # fmt: skip
+    moved, moved_layouts = WganTrainer._reals(fake, {}, 0.2)
+    assert not torch.allclose(moved_layouts, layouts)
+    for image, layout in zip(moved, moved_layouts, strict=True):
+        row, column = divmod(int(image[0].argmax()), SIZE)
+        assert abs(column - layout[5, 0]) <= 1 and abs(row - layout[5, 1]) <= 1
+    assert WganTrainer._reals(fake, {}, 0.0)[1] is layouts
+    with pytest.raises(ValueError, match="jitter"):
+        WganTrainOptions(jitter=0.5)
+
+
 @pytest.fixture
 def cartoons(tmp_path):
     from facetool.data.common import save_png
@@ -82,7 +102,8 @@ def test_one_training_step_of_every_variant_and_the_runner(cartoons, tmp_path, v
     save_predictor(p, tmp_path / "p.safetensors", record)
     monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
     spec = dataclasses.replace(get_host().generators.get("wgan-landmark"), sizes=(SIZE,))
-    options = spec.train.options(variant=variant, g_base=4, d_base=4, z_dim=8)
+    jitter = 0.1 if variant == "layout" else 0.0  # the jittered path trains too
+    options = spec.train.options(variant=variant, g_base=4, d_base=4, z_dim=8, jitter=jitter)
     run = run_training(spec, tmp_path / variant, data=[cartoons], steps=1, batch_size=10, size=SIZE, options=options)
     losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
     assert {"D_wasserstein", "GP", "G_adv"} <= set(losses)

@@ -10,6 +10,9 @@ One engine step is one generator step: its batch of ``n_critic × B`` real faces
 generator step (default 5 × 16 = 80). The landmark predictor P (frozen; ``weights/predictor.safetensors`` or
 ``-T predictor=FILE``) reads the layout of faces whose data has none.
 
+``-T jitter=J`` (off by default) shifts (± J × side) and zooms (1 ± J) each real face with its layout, so the
+critic and G see whole-face layouts off the data's mean — which a user's ``--like`` photo can ask for.
+
 Layout error (the loss and the evaluation): mean Euclidean distance between P's points and l, in units of the
 image side (so 0.01 = 1.28 px at 128²).
 """
@@ -46,6 +49,7 @@ class WganTrainOptions:
     g_base: int = field(default=32, metadata={"help": "generator channels at full size (×2 per halving)"})
     d_base: int = field(default=32, metadata={"help": "critic channels at full size (×2 per halving)"})
     predictor: str = field(default="", metadata={"help": "landmark predictor file (default: the shipped one)"})
+    jitter: float = field(default=0.0, metadata={"help": "shift (± this × side) and zoom (1 ± it) real faces"})
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -53,6 +57,8 @@ class WganTrainOptions:
         for name in ("lambda_landmark", "lambda_gp", "lr"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name.replace('_', '-')} must be >= 0")
+        if not 0 <= self.jitter <= 0.3:
+            raise ValueError("jitter must be 0 to 0.3")
         if not 1 <= self.n_critic <= 20 or not 1 <= self.z_dim <= 1024:
             raise ValueError("n-critic must be 1 to 20 and z-dim 1 to 1024")
         if not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
@@ -115,8 +121,20 @@ class WganTrainer:
             self._predictor = load_predictor(self.options.predictor or shipped_predictor_path(), self.setup.device)
         return self._predictor
 
-    def _reals(self, batch: Mapping[str, Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images in [-1, 1], layouts (B, K, 2) pixels): labelled points where the data has them, else P's."""
+    def _reals(self, batch: Mapping[str, Mapping[str, Any]], jitter: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images in [-1, 1], layouts (B, K, 2) pixels): labelled points where the data has them, else P's; with
+        ``jitter`` each face and its layout shifted and zoomed alike."""
+        images, layouts = self._labelled(batch)
+        if jitter > 0:
+            from facetool.data.augment import augment
+
+            # No rotation: the data's faces are upright and a tilted face is not what -T jitter is for. The
+            # cartoons' backgrounds are plain, so the repeated border reads as more background.
+            images, layouts = augment(images, layouts, self.setup.generator, max_rotation=0.0,
+                                      scale=(1 - jitter, 1 + jitter), max_shift=jitter)  # fmt: skip
+        return images, layouts
+
+    def _labelled(self, batch: Mapping[str, Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
         from facetool.models.common import to_signed
@@ -147,7 +165,7 @@ class WganTrainer:
 
         o, amp, wrap = self.options, self.setup.amp, self.setup.wrap
         G, D = wrap(self.nets["G"]), wrap(self.nets["D"])
-        reals, layouts = self._reals(batch)
+        reals, layouts = self._reals(batch, o.jitter)
         slices = max(1, min(o.n_critic, len(reals)))
         chunk = len(reals) // slices
         give_layout = o.variant == "layout"
