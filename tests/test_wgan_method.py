@@ -32,6 +32,21 @@ def test_generator_follows_its_layout_input_and_the_critic_has_no_batch_norm(one
     assert critic(torch.rand(3, 3, SIZE, SIZE)).shape == (3,)
 
 
+def test_the_conditional_critic_scores_a_face_with_its_layout(one_thread):
+    from facetool_wgan_landmark.train import WganTrainOptions
+
+    torch.manual_seed(0)
+    critic = Critic(CriticConfig(size=SIZE, base=4, max_channels=16, layout_points=6))
+    images = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    layout = torch.tensor([[[10.0, 12.0], [20, 12], [15, 17], [11, 22], [19, 22], [15, 27]]] * 2)
+    scores = critic(images, layout)
+    assert scores.shape == (2,) and not torch.allclose(scores, critic(images, layout + 4))
+    with pytest.raises(ValueError, match="layout"):
+        critic(images)
+    with pytest.raises(ValueError, match="critic-layout"):
+        WganTrainOptions(variant="plain", critic_layout=True)
+
+
 def test_layout_points_and_error():
     labels = {"size": 128, "points": {n: [64.0, 64.0] for n in LAYOUT_POINTS}}
     assert np.allclose(
@@ -102,8 +117,9 @@ def test_one_training_step_of_every_variant_and_the_runner(cartoons, tmp_path, v
     save_predictor(p, tmp_path / "p.safetensors", record)
     monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
     spec = dataclasses.replace(get_host().generators.get("wgan-landmark"), sizes=(SIZE,))
-    jitter = 0.1 if variant == "layout" else 0.0  # the jittered path trains too
-    options = spec.train.options(variant=variant, g_base=4, d_base=4, z_dim=8, jitter=jitter)
+    jitter = 0.1 if variant == "layout" else 0.0  # the jittered path and the conditional critic train too
+    options = spec.train.options(variant=variant, g_base=4, d_base=4, z_dim=8, jitter=jitter,
+                                 critic_layout=variant == "layout")  # fmt: skip
     run = run_training(spec, tmp_path / variant, data=[cartoons], steps=1, batch_size=10, size=SIZE, options=options)
     losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
     assert {"D_wasserstein", "GP", "G_adv"} <= set(losses)

@@ -6,6 +6,8 @@ block's input at that block's resolution, so the face can follow a requested sha
 
 Critic: stride-2 convs 128 -> 4, LeakyReLU, **no batch norm** (the gradient penalty is per sample; batch norm couples
 samples) — layer norm over each sample's channels and pixels instead (GroupNorm with one group), then a linear score.
+With ``layout_points > 0`` it also reads the layout's heatmaps beside the image (a conditional critic): it then
+scores whether a face *and its layout* look like a real pair, so drawn parts, not marks a predictor reads, follow it.
 
 Predictor: a small CNN that reads the layout points of an illustration face (eyes, nose, mouth corners, chin).
 """
@@ -29,6 +31,13 @@ class LayoutGeneratorConfig(DictConfig):
     max_channels: int = 256
     layout_points: int = 0  # 0: plain WGAN-GP / variant (a); 6: variant (b), heatmaps of LAYOUT_POINTS
     heatmap_sigma: float = 3.0  # px at 128²
+
+
+def layout_heatmaps(layout: Tensor, size: int, resolution: int, sigma: float) -> Tensor:
+    """(B, K, 2) pixels at ``size`` -> (B, K, R, R) Gaussian maps at ``resolution``; ``sigma`` in px at 128²."""
+    scale = resolution / size
+    points = (layout + 0.5) * scale - 0.5
+    return gaussian_heatmaps(points, (resolution, resolution), max(0.5, sigma * size / 128 * scale))
 
 
 def _channels(c: LayoutGeneratorConfig, resolution: int) -> int:
@@ -58,10 +67,7 @@ class LayoutGenerator(nn.Module):
         init_weights(self)
 
     def heatmaps(self, layout: Tensor, resolution: int) -> Tensor:
-        scale = resolution / self.config.size
-        points = (layout + 0.5) * scale - 0.5
-        sigma = max(0.5, self.config.heatmap_sigma * self.config.size / 128 * scale)
-        return gaussian_heatmaps(points, (resolution, resolution), sigma)
+        return layout_heatmaps(layout, self.config.size, resolution, self.config.heatmap_sigma)
 
     def forward(self, z: Tensor, layout: Tensor | None = None) -> Tensor:
         c = self.config
@@ -84,20 +90,23 @@ class CriticConfig(DictConfig):
     base: int = 32
     max_channels: int = 256
     layer_norm: bool = True
+    layout_points: int = 0  # > 0: a conditional critic that also reads the layout's heatmaps
+    heatmap_sigma: float = 3.0  # px at 128²
 
 
 class Critic(nn.Module):
-    """images (B, 3, S, S) in [-1, 1] -> (B,) scores (unbounded)."""
+    """(images (B, 3, S, S) in [-1, 1], layout (B, K, 2) pixels or None) -> (B,) scores (unbounded)."""
 
     def __init__(self, config: CriticConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or CriticConfig()
         layers: list[nn.Module] = []
-        resolution, channels = c.size, 3
+        resolution, channels = c.size, 3 + c.layout_points
         while resolution > 4:
             out = min(c.max_channels, c.base * (c.size // resolution))
+            first = resolution == c.size
             layers.append(nn.Conv2d(channels, out, 4, stride=2, padding=1))
-            if c.layer_norm and channels != 3:
+            if c.layer_norm and not first:
                 layers.append(nn.GroupNorm(1, out))  # layer norm of each sample: no coupling across the batch
             layers.append(nn.LeakyReLU(0.2))
             resolution, channels = resolution // 2, out
@@ -105,7 +114,13 @@ class Critic(nn.Module):
         self.score = nn.Linear(channels * 16, 1)
         init_weights(self)
 
-    def forward(self, images: Tensor) -> Tensor:
+    def forward(self, images: Tensor, layout: Tensor | None = None) -> Tensor:
+        c = self.config
+        if c.layout_points:
+            if layout is None or layout.shape[1:] != (c.layout_points, 2):
+                raise ValueError(f"this critic needs a (B, {c.layout_points}, 2) layout")
+            maps = layout_heatmaps(layout.to(images.dtype), c.size, images.shape[-1], c.heatmap_sigma)
+            images = torch.cat([images, maps * 2 - 1], 1)  # in [-1, 1] like the image
         return self.score(self.features(images).flatten(1))[:, 0]
 
 

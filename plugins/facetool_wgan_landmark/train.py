@@ -10,6 +10,10 @@ One engine step is one generator step: its batch of ``n_critic × B`` real faces
 generator step (default 5 × 16 = 80). The landmark predictor P (frozen; ``weights/predictor.safetensors`` or
 ``-T predictor=FILE``) reads the layout of faces whose data has none.
 
+``-T critic-layout=true`` (layout variant only) makes the critic conditional: it reads the layout's heatmaps beside
+each face, real faces with their own layouts and generated ones with the layout G was asked for, so a face whose
+parts miss its layout looks fake to the critic itself, not only to P.
+
 ``-T jitter=J`` (off by default) shifts (± J × side) and zooms (1 ± J) each real face with its layout, so the
 critic and G see whole-face layouts off the data's mean — which a user's ``--like`` photo can ask for. Measured
 at 1000 CPU steps it did not help (model card).
@@ -53,6 +57,7 @@ class WganTrainOptions:
     d_base: int = field(default=32, metadata={"help": "critic channels at full size (×2 per halving)"})
     predictor: str = field(default="", metadata={"help": "landmark predictor file (default: the shipped one)"})
     jitter: float = field(default=0.0, metadata={"help": "shift (± this × side) and zoom (1 ± it) real faces"})
+    critic_layout: bool = field(default=False, metadata={"help": "the critic reads the layout too (layout only)"})
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -60,6 +65,8 @@ class WganTrainOptions:
         for name in ("lambda_landmark", "lambda_gp", "lr"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name.replace('_', '-')} must be >= 0")
+        if self.critic_layout and self.variant != "layout":
+            raise ValueError("critic-layout needs variant layout (the other variants have no layout to give it)")
         if not 0 <= self.jitter <= 0.3:
             raise ValueError("jitter must be 0 to 0.3")
         if not 1 <= self.n_critic <= 20 or not 1 <= self.z_dim <= 1024:
@@ -104,7 +111,7 @@ class WganTrainer:
         points = len(LAYOUT_POINTS) if o.variant == "layout" else 0
         self.configs: dict[str, Any] = {
             "G": LayoutGeneratorConfig(z_dim=o.z_dim, size=setup.size, base=o.g_base, layout_points=points),
-            "D": CriticConfig(size=setup.size, base=o.d_base),
+            "D": CriticConfig(size=setup.size, base=o.d_base, layout_points=points if o.critic_layout else 0),
         }
         self.nets = {"G": LayoutGenerator(self.configs["G"]).to(setup.device),
                      "D": Critic(self.configs["D"]).to(setup.device)}  # fmt: skip
@@ -172,16 +179,19 @@ class WganTrainer:
         slices = max(1, min(o.n_critic, len(reals)))
         chunk = len(reals) // slices
         give_layout = o.variant == "layout"
+        critic_layout = o.critic_layout and give_layout
         d_losses, penalties = [], []
         for k in range(slices):
             real = reals[k * chunk : (k + 1) * chunk]
             layout = layouts[k * chunk : (k + 1) * chunk]
             with torch.no_grad():
                 fake = G(self._noise(len(real)), layout if give_layout else None)
+            # Real and fake of a slice share their layouts, so the conditional critic compares like with like.
+            critic = (lambda x, layout=layout: D(x, layout)) if critic_layout else D
             self.optimizers["D"].zero_grad(set_to_none=True)
             with amp.autocast():
-                wasserstein = D(fake.float()).mean() - D(real).mean()
-            penalty = gradient_penalty(D, real.float(), fake.float(), generator=None, weight=o.lambda_gp)
+                wasserstein = critic(fake.float()).mean() - critic(real).mean()
+            penalty = gradient_penalty(critic, real.float(), fake.float(), generator=None, weight=o.lambda_gp)
             amp.backward(wasserstein + penalty)
             amp.step(self.optimizers["D"])
             d_losses.append(wasserstein.item())
@@ -192,7 +202,7 @@ class WganTrainer:
         self.optimizers["G"].zero_grad(set_to_none=True)
         with amp.autocast():
             fake = G(self._noise(chunk), layout if give_layout else None)
-            loss = -D(fake).mean()
+            loss = -(D(fake, layout) if critic_layout else D(fake)).mean()
             losses = {"G_adv": loss.item()}
             if o.variant != "plain" and o.lambda_landmark > 0:
                 error = layout_error(self.predictor(to_unit(fake.float())), layout, fake.shape[-1]).mean()
