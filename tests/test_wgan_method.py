@@ -32,6 +32,27 @@ def test_generator_follows_its_layout_input_and_the_critic_has_no_batch_norm(one
     assert critic(torch.rand(3, 3, SIZE, SIZE)).shape == (3,)
 
 
+def test_a_warping_generator_moves_its_face_with_the_layout(one_thread):
+    from facetool_wgan_landmark.train import WganTrainOptions, canonical_layout
+
+    torch.manual_seed(0)
+    canonical = canonical_layout()
+    config = LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, max_channels=16, layout_points=6, warp=True,
+                                   canonical=canonical)  # fmt: skip
+    g = LayoutGenerator(config).eval()
+    z, layout = torch.randn(2, 8), torch.tensor([canonical] * 2) * SIZE - 0.5
+    drawn = g(z, layout)
+    assert torch.allclose(drawn, g._draw(z, layout), atol=1e-5)  # the canonical layout: no warp
+    moved = g(z, layout + torch.tensor([4.0, 0.0]))  # every point 4 px right: the same face, 4 px right
+    assert torch.allclose(moved[..., 4:], drawn[..., :-4], atol=1e-5) and not torch.allclose(moved, drawn)
+    saved = LayoutGeneratorConfig.from_dict(json.loads(json.dumps(config.to_dict())))  # as in a checkpoint
+    loaded = LayoutGenerator(saved).eval()
+    loaded.load_state_dict(g.state_dict())
+    assert torch.allclose(loaded(z, layout + torch.tensor([4.0, 0.0])), moved, atol=1e-6)
+    with pytest.raises(ValueError, match="warp"):
+        WganTrainOptions(variant="loss", warp=True)
+
+
 def test_the_conditional_critic_scores_a_face_with_its_layout(one_thread):
     from facetool_wgan_landmark.train import WganTrainOptions
 
@@ -117,9 +138,9 @@ def test_one_training_step_of_every_variant_and_the_runner(cartoons, tmp_path, v
     save_predictor(p, tmp_path / "p.safetensors", record)
     monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
     spec = dataclasses.replace(get_host().generators.get("wgan-landmark"), sizes=(SIZE,))
-    jitter = 0.1 if variant == "layout" else 0.0  # the jittered path and the conditional critic train too
-    options = spec.train.options(variant=variant, g_base=4, d_base=4, z_dim=8, jitter=jitter,
-                                 critic_layout=variant == "layout")  # fmt: skip
+    ours = variant == "layout"  # the jittered path, the conditional critic and the warp train too
+    options = spec.train.options(variant=variant, g_base=4, d_base=4, z_dim=8, jitter=0.1 if ours else 0.0,
+                                 critic_layout=ours, warp=ours)  # fmt: skip
     run = run_training(spec, tmp_path / variant, data=[cartoons], steps=1, batch_size=10, size=SIZE, options=options)
     losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
     assert {"D_wasserstein", "GP", "G_adv"} <= set(losses)

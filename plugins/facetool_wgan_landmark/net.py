@@ -2,7 +2,10 @@
 
 Generator: DCGAN-style — z (B, z_dim) -> 4×4 -> five ×2 upsamplings (nearest + 3×3 conv, no checkerboard) -> S = 128,
 batch norm, tanh. With ``layout_points > 0`` (variant b) the layout's Gaussian heatmaps are concatenated to every
-block's input at that block's resolution, so the face can follow a requested shape from the first 4×4 on.
+block's input at that block's resolution, so the face can follow a requested shape from the first 4×4 on. With
+``warp`` it draws the face in a canonical frame and an affine warp (least squares over the layout's points, kornia)
+puts it where the layout asks: the position, size and tilt of the parts are then followed by construction and the
+net learns only what no affine map explains (0.023 of the data's 0.045 mean distance to its mean layout).
 
 Critic: stride-2 convs 128 -> 4, LeakyReLU, **no batch norm** (the gradient penalty is per sample; batch norm couples
 samples) — layer norm over each sample's channels and pixels instead (GroupNorm with one group), then a linear score.
@@ -31,6 +34,14 @@ class LayoutGeneratorConfig(DictConfig):
     max_channels: int = 256
     layout_points: int = 0  # 0: plain WGAN-GP / variant (a); 6: variant (b), heatmaps of LAYOUT_POINTS
     heatmap_sigma: float = 3.0  # px at 128²
+    warp: bool = False  # draw in the canonical frame, then warp affinely onto the layout
+    canonical: tuple[tuple[float, float], ...] = ()  # (K, 2) the canonical layout in units of the side
+
+
+def fit_affine(source: Tensor, target: Tensor) -> Tensor:
+    """Least-squares affine maps (B, K, 2) -> (B, K, 2) points, K ≥ 3 -> (B, 2, 3) with target ≈ A [source; 1]."""
+    ones = torch.ones(*source.shape[:-1], 1, device=source.device, dtype=source.dtype)
+    return torch.linalg.lstsq(torch.cat([source, ones], -1), target).solution.transpose(1, 2)
 
 
 def layout_heatmaps(layout: Tensor, size: int, resolution: int, sigma: float) -> Tensor:
@@ -52,6 +63,8 @@ class LayoutGenerator(nn.Module):
         self.config = c = config or LayoutGeneratorConfig()
         if c.size < 8 or c.size & (c.size - 1):
             raise ValueError("size must be a power of two >= 8")
+        if c.warp and (not c.layout_points or len(c.canonical) != c.layout_points):
+            raise ValueError("warp needs layout_points and a canonical layout of as many points")
         first = _channels(c, 4)
         self.project = nn.Linear(c.z_dim, first * 16)
         self.blocks = nn.ModuleList()
@@ -73,6 +86,25 @@ class LayoutGenerator(nn.Module):
         c = self.config
         if c.layout_points and (layout is None or layout.shape[1:] != (c.layout_points, 2)):
             raise ValueError(f"this generator needs a (B, {c.layout_points}, 2) layout")
+        if c.warp:
+            return self._warped(z, layout)
+        return self._draw(z, layout)
+
+    def _warped(self, z: Tensor, layout: Tensor) -> Tensor:
+        from kornia.geometry.transform import invert_affine_transform, warp_affine
+
+        c = self.config
+        canonical = torch.tensor(c.canonical, device=layout.device, dtype=torch.float32) * c.size - 0.5
+        affine = fit_affine(canonical.expand(len(layout), -1, -1), layout.float())
+        inverse = invert_affine_transform(affine)
+        # What the affine map cannot explain stays in the layout the net is given, pulled back into its frame.
+        pulled = torch.cat([layout.float(), torch.ones_like(layout[..., :1]).float()], -1) @ inverse.transpose(1, 2)
+        face = self._draw(z, pulled)
+        # Border padding: the cartoons' backgrounds are plain, so a face moved in repeats its background.
+        return warp_affine(face, affine.to(face.dtype), (c.size, c.size), padding_mode="border", align_corners=True)
+
+    def _draw(self, z: Tensor, layout: Tensor | None) -> Tensor:
+        c = self.config
         x = F.relu(self.project(z)).view(len(z), -1, 4, 4)
         for block in self.blocks:
             x = F.interpolate(x, scale_factor=2, mode="nearest")

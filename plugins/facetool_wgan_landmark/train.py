@@ -12,7 +12,10 @@ generator step (default 5 × 16 = 80). The landmark predictor P (frozen; ``weigh
 
 ``-T critic-layout=true`` (layout variant only) makes the critic conditional: it reads the layout's heatmaps beside
 each face, real faces with their own layouts and generated ones with the layout G was asked for, so a face whose
-parts miss its layout looks fake to the critic itself, not only to P.
+parts miss its layout looks fake to the critic itself, not only to P. Measured at 1000 CPU steps: no better (card).
+
+``-T warp=true`` (layout variant only): G draws in a canonical frame (the runner's default layout) and an affine
+warp fitted to the requested layout puts the face in place, so position, size and tilt are followed exactly.
 
 ``-T jitter=J`` (off by default) shifts (± J × side) and zooms (1 ± J) each real face with its layout, so the
 critic and G see whole-face layouts off the data's mean — which a user's ``--like`` photo can ask for. Measured
@@ -58,6 +61,7 @@ class WganTrainOptions:
     predictor: str = field(default="", metadata={"help": "landmark predictor file (default: the shipped one)"})
     jitter: float = field(default=0.0, metadata={"help": "shift (± this × side) and zoom (1 ± it) real faces"})
     critic_layout: bool = field(default=False, metadata={"help": "the critic reads the layout too (layout only)"})
+    warp: bool = field(default=False, metadata={"help": "G draws in a canonical frame, warped onto the layout"})
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -65,8 +69,8 @@ class WganTrainOptions:
         for name in ("lambda_landmark", "lambda_gp", "lr"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name.replace('_', '-')} must be >= 0")
-        if self.critic_layout and self.variant != "layout":
-            raise ValueError("critic-layout needs variant layout (the other variants have no layout to give it)")
+        if (self.critic_layout or self.warp) and self.variant != "layout":
+            raise ValueError("critic-layout and warp need variant layout (the others have no layout to give them)")
         if not 0 <= self.jitter <= 0.3:
             raise ValueError("jitter must be 0 to 0.3")
         if not 1 <= self.n_critic <= 20 or not 1 <= self.z_dim <= 1024:
@@ -84,6 +88,13 @@ def layout_points(labels: Mapping[str, Any], size: int) -> list[list[float]] | N
         return None
     scale = size / float(labels.get("size") or size)
     return [[(points[n][0] + 0.5) * scale - 0.5, (points[n][1] + 0.5) * scale - 0.5] for n in LAYOUT_POINTS]
+
+
+def canonical_layout() -> tuple[tuple[float, float], ...]:
+    """The layout a warping generator draws in (units of the side): the runner's default, near the data's mean."""
+    from . import DEFAULT_LAYOUT
+
+    return tuple(DEFAULT_LAYOUT[name] for name in LAYOUT_POINTS)
 
 
 def mirror_layout(points: torch.Tensor, size: int) -> torch.Tensor:
@@ -110,7 +121,14 @@ class WganTrainer:
         self.setup, self.options = setup, o
         points = len(LAYOUT_POINTS) if o.variant == "layout" else 0
         self.configs: dict[str, Any] = {
-            "G": LayoutGeneratorConfig(z_dim=o.z_dim, size=setup.size, base=o.g_base, layout_points=points),
+            "G": LayoutGeneratorConfig(
+                z_dim=o.z_dim,
+                size=setup.size,
+                base=o.g_base,
+                layout_points=points,
+                warp=o.warp,
+                canonical=canonical_layout() if o.warp else (),
+            ),
             "D": CriticConfig(size=setup.size, base=o.d_base, layout_points=points if o.critic_layout else 0),
         }
         self.nets = {"G": LayoutGenerator(self.configs["G"]).to(setup.device),
