@@ -14,7 +14,7 @@ generator step (default 5 × 16 = 80). The landmark predictor P (frozen; ``weigh
 each face, real faces with their own layouts and generated ones with the layout G was asked for, so a face whose
 parts miss its layout looks fake to the critic itself, not only to P. Measured at 1000 CPU steps: no better (card).
 
-``-T warp=true`` (layout variant only): G draws in a canonical frame (the runner's default layout) and an affine
+``-T warp=true`` (layout variant only): G draws in a canonical frame (the runner's default layout) and a similarity
 warp fitted to the requested layout puts the face in place, so position, size and tilt are followed exactly.
 
 ``-T jitter=J`` (off by default) shifts (± J × side) and zooms (1 ± J) each real face with its layout, so the
