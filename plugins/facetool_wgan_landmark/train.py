@@ -14,8 +14,9 @@ generator step (default 5 × 16 = 80). The landmark predictor P (frozen; ``weigh
 each face, real faces with their own layouts and generated ones with the layout G was asked for, so a face whose
 parts miss its layout looks fake to the critic itself, not only to P. Measured at 1000 CPU steps: no better (card).
 
-``-T warp=true`` (layout variant only): G draws in a canonical frame (the runner's default layout) and a similarity
-warp fitted to the requested layout puts the face in place, so position, size and tilt are followed exactly.
+``-T warp=true`` (the default; layout variant only): G draws in a canonical frame (the runner's default layout)
+and a similarity warp fitted to the requested layout puts the face in place, so position, size and tilt are
+followed exactly; ``-T warp=false`` trains the earlier unwarped G.
 
 ``-T jitter=J`` (off by default) shifts (± J × side) and zooms (1 ± J) each real face with its layout, so the
 critic and G see whole-face layouts off the data's mean — which a user's ``--like`` photo can ask for. Measured
@@ -61,7 +62,14 @@ class WganTrainOptions:
     predictor: str = field(default="", metadata={"help": "landmark predictor file (default: the shipped one)"})
     jitter: float = field(default=0.0, metadata={"help": "shift (± this × side) and zoom (1 ± it) real faces"})
     critic_layout: bool = field(default=False, metadata={"help": "the critic reads the layout too (layout only)"})
-    warp: bool = field(default=False, metadata={"help": "G draws in a canonical frame, warped onto the layout"})
+    # On, measured at 1000 CPU steps: a layout moved off the data's mean is followed (error to it 0.54× that to the
+    # mean layout, against 0.80× without the warp) at about the same Table I numbers (card).
+    warp: bool = field(
+        default=True,
+        metadata={
+            "help": "G draws in a canonical frame, warped onto the layout (layout only; plain and loss ignore it)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -69,8 +77,8 @@ class WganTrainOptions:
         for name in ("lambda_landmark", "lambda_gp", "lr"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name.replace('_', '-')} must be >= 0")
-        if (self.critic_layout or self.warp) and self.variant != "layout":
-            raise ValueError("critic-layout and warp need variant layout (the others have no layout to give them)")
+        if self.critic_layout and self.variant != "layout":
+            raise ValueError("critic-layout needs variant layout (the other variants have no layout to give it)")
         if not 0 <= self.jitter <= 0.3:
             raise ValueError("jitter must be 0 to 0.3")
         if not 1 <= self.n_critic <= 20 or not 1 <= self.z_dim <= 1024:
@@ -126,8 +134,8 @@ class WganTrainer:
                 size=setup.size,
                 base=o.g_base,
                 layout_points=points,
-                warp=o.warp,
-                canonical=canonical_layout() if o.warp else (),
+                warp=o.warp and bool(points),
+                canonical=canonical_layout() if o.warp and points else (),
             ),
             "D": CriticConfig(size=setup.size, base=o.d_base, layout_points=points if o.critic_layout else 0),
         }
