@@ -168,6 +168,24 @@ def test_resume_continues_exactly(pairs: Path, tmp_path: Path) -> None:
     assert (stopped / "losses.jsonl").read_text() == straight_losses
 
 
+def test_resume_refuses_nets_built_otherwise_than_saved(pairs: Path, tmp_path: Path, monkeypatch) -> None:
+    run = tmp_path / "run"
+    run_training(toy_spec(), run, data=[pairs], steps=2, save_every=1)
+    original = ToyTrainer.__init__
+    seen = []
+
+    def changed_default(self, setup):  # as if a config default changed in a later facetool
+        original(self, setup)
+        seen.append(setup.saved_configs)
+        self.configs = {"G": {"kind": "toy", "width": 2}, "D": {"kind": "toy"}}
+
+    monkeypatch.setattr(ToyTrainer, "__init__", changed_default)
+    with pytest.raises(UsageError, match=r"net G would be built otherwise than it was saved \(width None -> 2\)"):
+        run_training(toy_spec(), run, resume=True, steps=3)
+    assert seen == [{"G": {"kind": "toy"}, "D": {"kind": "toy"}}]  # the saved configs reach the trainer
+    assert read_state(run).step == 2
+
+
 def _train_forever(run: Path, data: Path) -> None:
     torch.set_num_threads(1)
     run_training(toy_spec(), run, data=[data], steps=100000, save_every=1, sample_every=10**9)

@@ -65,6 +65,18 @@ def test_a_warping_generator_moves_its_face_with_the_layout(one_thread):
     assert torch.allclose(loaded(z, layout + torch.tensor([4.0, 0.0])), moved, atol=1e-6)
 
 
+def test_a_run_saved_before_the_warp_resumes_unwarped(one_thread):
+    from types import SimpleNamespace
+
+    from facetool_wgan_landmark.train import WganTrainer, WganTrainOptions
+
+    options = WganTrainOptions(g_base=4, d_base=4, z_dim=8)  # today's default: warp on
+    saved = LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, layout_points=6)  # as saved before the warp
+    setup = SimpleNamespace(options=options, size=SIZE, device="cpu", saved_configs={"G": saved})
+    assert WganTrainer(setup).nets["G"].config.warp is False
+    assert WganTrainer(SimpleNamespace(**{**vars(setup), "saved_configs": {}})).nets["G"].config.warp is True
+
+
 def test_the_conditional_critic_scores_a_face_with_its_layout(one_thread):
     from facetool_wgan_landmark.train import WganTrainOptions
 

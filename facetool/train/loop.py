@@ -34,6 +34,7 @@ import torch
 from ..errors import FacetoolError, TrainingStopped, UsageError
 from .checkpoint import (
     TrainState,
+    config_record,
     export_weights,
     latest_checkpoint,
     load_checkpoint,
@@ -425,8 +426,11 @@ def run_training(
     setup = TrainSetup(
         options=options, size=settings.size, steps=settings.steps, batch_size=settings.batch_size, device=device,
         seed=settings.seed, amp=amp, wrap=_wrapper(dist_info, device), generator=generator,
+        saved_configs=_saved_configs(state),
     )  # fmt: skip
     trainer = train.build(setup)
+    if state is not None:
+        _check_configs(out, trainer.configs, setup.saved_configs)
     for net in trainer.nets.values():
         net.train()
 
@@ -550,6 +554,31 @@ def _prefetch(loader: Any) -> Iterator[Any]:
 def _epoch(step: int, settings: RunSettings, datasets: Mapping[str, Any]) -> int:
     first = next(iter(datasets.values()))
     return step * settings.batch_size // max(1, len(first))
+
+
+def _saved_configs(state: TrainState | None) -> dict[str, Any]:
+    """A checkpoint's net configs as dataclasses (missing keys take today's defaults); {} for a new run."""
+    if state is None:
+        return {}
+    saved = {}
+    for name in state.configs:
+        try:
+            saved[name] = state.config(name)
+        except (FacetoolError, ImportError, AttributeError, TypeError, ValueError):
+            continue  # a record this facetool cannot rebuild: _check_configs has nothing to hold it to
+    return saved
+
+
+def _check_configs(out: Path, built: Mapping[str, Any], saved: Mapping[str, Any]) -> None:
+    """Refuse a resume whose nets would differ from the saved ones (a default changed; weights would still load)."""
+    for name, config in built.items():
+        if name not in saved:
+            continue
+        now, then = config_record(config)["values"], config_record(saved[name])["values"]
+        changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
+        if changed:
+            shown = ", ".join(f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in changed)
+            raise UsageError(f"--resume {out}: net {name} would be built otherwise than it was saved ({shown})")
 
 
 def _options_from(cls: type | None, values: Mapping[str, Any]) -> Any:

@@ -87,6 +87,9 @@ class TrainSetup:
         wrap: ``wrap(net) -> module`` to use in forward passes: the net itself, or its DDP wrapper under torchrun.
             Checkpoints always hold the bare nets.
         generator: a seeded CPU ``torch.Generator`` for the method's own random draws (an image pool): checkpointed.
+        saved_configs: on ``--resume``, the nets' configs as the checkpoint saved them (dataclasses): build the nets
+            from these, so a default changed since cannot change a resumed run's nets (the engine refuses a
+            resume whose built configs differ from the saved ones). Empty for a new run.
     """
 
     options: Any
@@ -99,6 +102,7 @@ class TrainSetup:
     wrap: Callable[[nn.Module], nn.Module] = lambda net: net
     generator: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    saved_configs: dict[str, Any] = field(default_factory=dict)
 
 
 class Amp:
