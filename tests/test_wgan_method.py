@@ -32,20 +32,6 @@ def test_generator_follows_its_layout_input_and_the_critic_has_no_batch_norm(one
     assert critic(torch.rand(3, 3, SIZE, SIZE)).shape == (3,)
 
 
-def test_fit_similarity_recovers_a_rotation_scale_and_shift_and_ignores_shear():
-    from facetool_wgan_landmark.net import fit_similarity
-
-    source = torch.rand(3, 6, 2) * 100
-    angle, scale = 0.3, 1.2
-    linear = scale * torch.tensor([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]).float()
-    target = source @ linear.T + torch.tensor([5.0, -7.0])
-    expected = torch.cat([linear, torch.tensor([[5.0], [-7.0]])], 1)
-    assert torch.allclose(fit_similarity(source, target), expected.expand(3, -1, -1), atol=1e-3)
-    sheared = source @ torch.tensor([[1.0, 0.5], [0.0, 1.0]]).T
-    fitted = fit_similarity(source, sheared)
-    assert torch.allclose(fitted[:, 0, 0], fitted[:, 1, 1]) and torch.allclose(fitted[:, 0, 1], -fitted[:, 1, 0])
-
-
 def test_a_warping_generator_moves_its_face_with_the_layout(one_thread):
     from facetool_wgan_landmark.train import canonical_layout
 

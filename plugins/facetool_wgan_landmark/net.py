@@ -3,8 +3,8 @@
 Generator: DCGAN-style — z (B, z_dim) -> 4×4 -> five ×2 upsamplings (nearest + 3×3 conv, no checkerboard) -> S = 128,
 batch norm, tanh. With ``layout_points > 0`` (variant b) the layout's Gaussian heatmaps are concatenated to every
 block's input at that block's resolution, so the face can follow a requested shape from the first 4×4 on. With
-``warp`` it draws the face in a canonical frame and a similarity warp (least squares over the layout's points,
-kornia) puts it where the layout asks: the position, size and tilt of the parts are then followed by construction
+``warp`` it draws the face in a canonical frame and a similarity warp (the core's least-squares ``umeyama`` over
+the layout's points; kornia) puts it where the layout asks: the position, size and tilt of the parts are then followed by construction
 and the net learns only what no such map explains (0.026 of the data's 0.045 mean distance to its mean layout). Not
 a full affine map: its shear and uneven scale (0.023 left) drew slanted, squashed heads in a first trial.
 
@@ -37,22 +37,6 @@ class LayoutGeneratorConfig(DictConfig):
     heatmap_sigma: float = 3.0  # px at 128²
     warp: bool = False  # draw in the canonical frame, then warp (similarity) onto the layout
     canonical: tuple[tuple[float, float], ...] = ()  # (K, 2) the canonical layout in units of the side
-
-
-def fit_similarity(source: Tensor, target: Tensor) -> Tensor:
-    """Least-squares similarity maps (rotation, uniform scale, shift) between (B, K, 2) point sets, K ≥ 2.
-
-    Returns:
-        (B, 2, 3) ``M`` with target ≈ M [source; 1].
-    """
-    source_mean, target_mean = source.mean(1, keepdim=True), target.mean(1, keepdim=True)
-    s, t = source - source_mean, target - target_mean
-    norm = (s**2).sum((1, 2)).clamp_min(1e-8)
-    a = (s * t).sum((1, 2)) / norm  # scale·cos
-    b = (s[..., 0] * t[..., 1] - s[..., 1] * t[..., 0]).sum(1) / norm  # scale·sin
-    linear = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], 1)  # (B, 2, 2)
-    shift = target_mean[:, 0] - (linear @ source_mean[:, 0, :, None])[..., 0]
-    return torch.cat([linear, shift[..., None]], -1)
 
 
 def layout_heatmaps(layout: Tensor, size: int, resolution: int, sigma: float) -> Tensor:
@@ -102,15 +86,16 @@ class LayoutGenerator(nn.Module):
         return self._draw(z, layout)
 
     def _warped(self, z: Tensor, layout: Tensor) -> Tensor:
-        from kornia.geometry.transform import invert_affine_transform, warp_affine
+        from kornia.geometry.transform import warp_affine
+
+        from facetool.align import invert_affine, transform_points, umeyama
 
         c = self.config
-        canonical = torch.tensor(c.canonical, device=layout.device, dtype=torch.float32) * c.size - 0.5
-        transform = fit_similarity(canonical.expand(len(layout), -1, -1), layout.float())
-        inverse = invert_affine_transform(transform)
+        layout = layout.float()
+        canonical = torch.tensor(c.canonical, device=layout.device) * c.size - 0.5
+        transform = umeyama(canonical.expand(len(layout), -1, -1), layout)  # a similarity: no shear
         # What the similarity cannot explain stays in the layout the net is given, pulled back into its frame.
-        pulled = torch.cat([layout.float(), torch.ones_like(layout[..., :1]).float()], -1) @ inverse.transpose(1, 2)
-        face = self._draw(z, pulled)
+        face = self._draw(z, transform_points(layout, invert_affine(transform)))
         # Border padding: the cartoons' backgrounds are plain, so a face moved in repeats its background.
         return warp_affine(face, transform.to(face.dtype), (c.size, c.size), padding_mode="border", align_corners=True)
 
