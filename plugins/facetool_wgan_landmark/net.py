@@ -6,7 +6,8 @@ block's input at that block's resolution, so the face can follow a requested sha
 ``warp`` it draws the face in a canonical frame and a similarity warp (the core's least-squares ``umeyama`` over
 the layout's points; kornia) puts it where the layout asks: the position, size and tilt of the parts are then
 followed by construction and the net learns only what no such map explains (0.026 of the data's 0.045 mean
-distance to its mean layout). Not a full affine map: its shear and uneven scale (0.023 left) drew slanted, squashed heads in a first trial.
+distance to its mean layout). Not a full affine map: its shear and uneven scale (0.023 left) drew slanted,
+squashed heads in a first trial.
 
 Critic: stride-2 convs 128 -> 4, LeakyReLU, **no batch norm** (the gradient penalty is per sample; batch norm couples
 samples) — layer norm over each sample's channels and pixels instead (GroupNorm with one group), then a linear score.
