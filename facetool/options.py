@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import UsageError
@@ -42,8 +43,12 @@ def _convert(raw: str, typ: Any, key: str, what: str) -> Any:
     return raw
 
 
-def parse_options(schema: type | None, pairs: list[str] | None, what: str) -> Any:
-    """Build an instance of the dataclass ``schema`` from ``["key=value", ...]``; unknown keys are usage errors."""
+def parse_options(
+    schema: type | None, pairs: list[str] | None, what: str, base: Mapping[str, Any] | None = None
+) -> Any:
+    """Build an instance of the dataclass ``schema`` from ``["key=value", ...]``; unknown keys are usage errors.
+
+    ``base``: values to start from instead of the defaults (keys the schema lacks are dropped)."""
     pairs = pairs or []
     if schema is None:
         if pairs:
@@ -51,7 +56,7 @@ def parse_options(schema: type | None, pairs: list[str] | None, what: str) -> An
         return None
     hints = typing.get_type_hints(schema)
     fields = {f.name.replace("_", "-"): f for f in dataclasses.fields(schema)}
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {f.name: (base or {})[f.name] for f in fields.values() if f.name in (base or {})}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip().replace("_", "-")

@@ -375,3 +375,70 @@ def test_a_mirrored_pncc_map_mirrors_canonical_x_and_keeps_the_background() -> N
     assert torch.allclose(flipped[:, 1:3, 3:5], torch.tensor([0.8, 0.5, 0.7])[:, None, None])
     assert flipped[:, :, :3].eq(0).all() and flipped[:, 0].eq(0).all()  # background stays black
     assert torch.allclose(_flip({"pncc": flipped})["pncc"], pncc)
+
+
+def test_init_starts_a_new_run_from_another_runs_weights_and_settings(pairs, tmp_path, monkeypatch) -> None:
+    source = tmp_path / "source"
+    run_training(toy_spec(), source, data=[pairs], steps=3, options=ToyOptions(lr=0.05))
+    logged: list[str] = []
+    seen: list[dict[str, torch.Tensor]] = []
+    original = ToyTrainer.train_step
+
+    def record(self, batch, step):  # G as the new run's first step finds it
+        if step == 0:
+            seen.append({k: v.clone() for k, v in self.nets["G"].state_dict().items()})
+        return original(self, batch, step)
+
+    monkeypatch.setattr(ToyTrainer, "train_step", record)
+    fork = tmp_path / "fork"
+    run_training(toy_spec(), fork, data=[pairs], steps=2, init=source, log=logged.append)
+    for key, value in _weights(source).items():  # the new run's G started as the source's last G
+        assert torch.equal(seen[0][key], value), key
+    state = read_state(fork)
+    assert state.step == 2 and state.options["lr"] == 0.05  # its own step count; the source's settings
+    assert state.extra["run"]["init"] == f"{latest_checkpoint(source)} (step 3)"
+    assert any("nets G, D start from" in line for line in logged)
+
+    # An exported weights file holds G only: D starts fresh, and the log says so.
+    logged.clear()
+    run_training(toy_spec(), tmp_path / "from-file", data=[pairs], steps=1, init=source / "toy.safetensors",
+                 options=ToyOptions(lr=0.01), log=logged.append)  # fmt: skip
+    assert any(line.endswith("; D fresh") for line in logged), logged
+    assert read_state(tmp_path / "from-file").options["lr"] == 0.01  # options given win
+
+
+def test_init_refuses_what_it_cannot_start_from(pairs: Path, tmp_path: Path, monkeypatch) -> None:
+    source = tmp_path / "source"
+    run_training(toy_spec(), source, data=[pairs], steps=1)
+    with pytest.raises(UsageError, match="give one of them"):
+        run_training(toy_spec(), source, resume=True, init=source)
+    with pytest.raises(UsageError, match="no such file or folder"):
+        run_training(toy_spec(), tmp_path / "a", data=[pairs], init=tmp_path / "missing")
+    with pytest.raises(UsageError, match="weights of method toy, not other"):
+        run_training(toy_spec("other"), tmp_path / "b", data=[pairs], init=source)
+    with pytest.raises(UsageError, match="ships no weights"):
+        run_training(toy_spec(), tmp_path / "c", data=[pairs], init="shipped")
+    original = ToyTrainer.__init__
+
+    def wider(self, setup):
+        original(self, setup)
+        self.configs = {"G": {"kind": "toy", "width": 2}, "D": {"kind": "toy"}}
+
+    monkeypatch.setattr(ToyTrainer, "__init__", wider)
+    with pytest.raises(UsageError, match=r"--init .*: net G would be built otherwise than .* \(width None -> 2\)"):
+        run_training(toy_spec(), tmp_path / "d", data=[pairs], init=source)
+    assert not (tmp_path / "d").exists()  # refused before anything was written
+
+
+def test_cli_init_keeps_the_sources_settings_and_changes_those_named(pairs, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FACETOOL_PLUGINS", "")
+    get_host().register_object(ToyPlugin(), "toy-plugin")
+    runner = CliRunner()
+    source, fork = tmp_path / "source", tmp_path / "fork"
+    args = ["train", "toy", "--data", str(pairs), "--steps", "2", "--device", "cpu"]
+    assert runner.invoke(build_app(), [*args, "--out", str(source), "-T", "lr=0.03", "-T", "nan-at=9"]).exit_code == 0
+    result = runner.invoke(build_app(), [*args, "--out", str(fork), "--init", str(source), "-T", "lr=0.02"])
+    assert result.exit_code == 0, result.output
+    assert read_state(fork).options == {"lr": 0.02, "nan_at": 9}
+    result = runner.invoke(build_app(), ["train", "toy", "--resume", str(fork), "--init", str(source)])
+    assert result.exit_code == 2 and "give one of them" in result.output

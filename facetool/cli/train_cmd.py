@@ -27,6 +27,11 @@ facetool train … (each process takes its share of every batch).
   facetool train cyclegan --data data/photos --data data/cartoons -O a=photo -O b=cartoon --out runs/cg
 
   facetool train loomis-pix2pix --resume runs/loomis --steps 40000   (continue, and extend to 40000 steps)
+
+  facetool train loomis-pix2pix --data data/my-loomis --out runs/mine --init shipped --steps 500   (fine-tune)
+
+  facetool train wgan-landmark --data data/cartoons --out runs/l300 --init runs/l100 -T lambda-landmark=300
+  (a new run from another's latest checkpoint, its settings but one)
 """
 
 
@@ -37,6 +42,12 @@ def register(app: typer.Typer) -> None:
         data: list[Path] = typer.Option([], "--data", help="Data folder (one, or one per stream of the method)."),
         out_dir: Path | None = typer.Option(None, "--out", "-o", help="Run folder to create."),
         resume: Path | None = typer.Option(None, "--resume", help="Run folder to continue."),
+        init: str | None = typer.Option(
+            None,
+            "--init",
+            help="A new run's nets start from these weights: a run, a checkpoint, a weights file or "
+            "'shipped' (its training settings too; -T changes them).",
+        ),
         steps: int | None = typer.Option(None, "--steps", min=1, help="Total optimisation steps."),
         epochs: float | None = typer.Option(None, "--epochs", min=0.0, help="Or: passes over the data."),
         batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1, help="Items per step (per process)."),
@@ -57,7 +68,7 @@ def register(app: typer.Typer) -> None:
         from ..device import resolve_device
         from ..options import parse_options
         from ..plugins import get_host
-        from ..train.loop import run_training
+        from ..train.loop import init_options, run_training
 
         spec = get_host().generators.get(method)
         if spec.train is None:
@@ -66,16 +77,20 @@ def register(app: typer.Typer) -> None:
             raise UsageError("give --out RUN for a new run, or --resume RUN to continue one")
         if precision is not None and precision not in ("fp32", "bf16", "fp16"):
             raise UsageError(f"--precision {precision}: use fp32, bf16 or fp16")
-        options = parse_options(spec.train.options, option, f"training of {method}") if option or not resume else None
         if resume is not None and option:
             raise UsageError("--resume keeps the run's training settings: drop -O")
+        if resume is not None and init is not None:
+            raise UsageError("--init starts a new run from other weights; --resume continues a run: give one of them")
+        base = init_options(spec, init) if init is not None else None
+        options = parse_options(spec.train.options, option, f"training of {method}", base) if not resume else None
         dev = resolve_device(device)
         reporter = _Reporter(method)
         try:
             result = run_training(
                 spec, resume or out_dir, data=list(data) or None, steps=steps, epochs=epochs, batch_size=batch_size,
-                size=size, resume=resume is not None, device=dev, precision=precision, seed=seed, options=options,
-                flip=False if no_flip else None, save_every=save_every, sample_every=sample_every, workers=workers,
+                size=size, resume=resume is not None, init=init, device=dev, precision=precision, seed=seed,
+                options=options, flip=False if no_flip else None, save_every=save_every, sample_every=sample_every,
+                workers=workers,
                 log=reporter.log, progress=reporter.update,
             )  # fmt: skip
         finally:

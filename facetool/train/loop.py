@@ -64,6 +64,7 @@ class RunSettings:
     flip: bool = True
     save_every: int = 500
     sample_every: int = 250
+    init: str = ""  # what --init started the nets from ("" : fresh); see :func:`_init_source`
 
 
 @dataclass
@@ -336,6 +337,7 @@ def run_training(
     batch_size: int | None = None,
     size: int | None = None,
     resume: bool = False,
+    init: str | os.PathLike | None = None,
     device: str = "cpu",
     precision: str | None = None,
     seed: int | None = None,
@@ -350,7 +352,11 @@ def run_training(
 ) -> RunResult:
     """Train ``spec`` (a MethodSpec with ``train``) into the run folder ``out``; with ``resume`` continue it.
 
-    ``options`` is the method's training-options dataclass instance (None: its defaults). ``log`` receives
+    ``init``: a new run whose nets start from other weights — a run or checkpoint folder, an exported weights file,
+    or ``"shipped"`` (the method's default weights): the nets it holds are loaded, the others start fresh;
+    optimisers and the step count are the new run's own. ``options`` is the method's training-options dataclass
+    instance (None: its defaults; with ``init``, the options the source was trained with — :func:`init_options`).
+    Nets the options would build otherwise than the source's (another width) are refused. ``log`` receives
     one-line messages (rank 0); ``progress(step, steps, losses)`` is called after every step (rank 0).
     Raises UsageError / FacetoolError with one clear line (wrong data, a checkpoint of another method, NaN …).
     """
@@ -362,6 +368,9 @@ def run_training(
     dist_info, device = _init_distributed(device)
 
     state: TrainState | None = None
+    if resume and init is not None:
+        raise UsageError("--init starts a new run from other weights; --resume continues a run: give one of them")
+    source = _init_source(spec, init) if init is not None else None
     if resume:
         if latest_checkpoint(out) is None:
             raise UsageError(f"--resume {out}: no checkpoint there to resume")
@@ -384,6 +393,8 @@ def run_training(
             raise UsageError(f"--out {out} already holds a run: continue it with --resume, or choose a new --out")
         if not data:
             raise UsageError("--data DIR is required (a folder made by a facetool data command)")
+        if options is None and source is not None:
+            options = _options_from(train.options, source.options)
         options = options if options is not None else (train.options() if train.options else None)
         if size is not None and size not in spec.sizes:
             # evaluate, export and stylize run a method at its sizes only: a run at another size could not be used
@@ -400,6 +411,7 @@ def run_training(
             flip=True if flip is None else flip,
             save_every=save_every or 500,
             sample_every=sample_every or 250,
+            init=source.describe() if source is not None else "",
         )
     if settings.precision != "fp32" and not settings.precision.startswith(("bf16", "fp16")):
         raise UsageError(f"--precision {settings.precision}: use fp32, bf16 or fp16")
@@ -430,7 +442,9 @@ def run_training(
     )  # fmt: skip
     trainer = train.build(setup)
     if state is not None:
-        _check_configs(out, trainer.configs, setup.saved_configs)
+        _check_configs(f"--resume {out}", trainer.configs, setup.saved_configs)
+    if source is not None:
+        source.load_into(trainer, log)
     for net in trainer.nets.values():
         net.train()
 
@@ -569,8 +583,9 @@ def _saved_configs(state: TrainState | None) -> dict[str, Any]:
     return saved
 
 
-def _check_configs(out: Path, built: Mapping[str, Any], saved: Mapping[str, Any]) -> None:
-    """Refuse a resume whose nets would differ from the saved ones (a default changed; weights would still load)."""
+def _check_configs(where: str, built: Mapping[str, Any], saved: Mapping[str, Any], hint: str = "") -> None:
+    """Refuse nets built otherwise than saved (on resume: a default changed; weights of the same shapes would still
+    load, silently); ``where`` starts the message."""
     for name, config in built.items():
         if name not in saved:
             continue
@@ -578,7 +593,87 @@ def _check_configs(out: Path, built: Mapping[str, Any], saved: Mapping[str, Any]
         changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
         if changed:
             shown = ", ".join(f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in changed)
-            raise UsageError(f"--resume {out}: net {name} would be built otherwise than it was saved ({shown})")
+            raise UsageError(f"{where}: net {name} would be built otherwise than it was saved ({shown}){hint}")
+
+
+@dataclass
+class _InitSource:
+    """Weights a new run starts from (``--init``): where they are and the configs of the nets they hold."""
+
+    path: Path
+    label: str
+    configs: dict[str, Any]
+    options: dict[str, Any]
+    step: int | None
+
+    def describe(self) -> str:
+        return self.label + (f" (step {self.step})" if self.step is not None else "")
+
+    def load_into(self, trainer: Any, log: Callable[[str], None]) -> None:
+        from .checkpoint import load_weights
+
+        held = [name for name in trainer.nets if name in self.configs]
+        if not held:
+            raise UsageError(f"--init {self.label}: it holds none of this method's nets "
+                             f"({', '.join(trainer.nets)}; it has {', '.join(self.configs) or 'none'})")  # fmt: skip
+        built = {n: trainer.configs[n] for n in held if n in trainer.configs}
+        _check_configs(f"--init {self.label}", built, self.configs, hint=": set the -T options that build it so")
+        load_weights(self.path, {name: trainer.nets[name] for name in held})
+        fresh = [name for name in trainer.nets if name not in held]
+        log(f"nets {', '.join(held)} start from {self.describe()}" + (f"; {', '.join(fresh)} fresh" if fresh else ""))
+
+
+def _init_source(spec: Any, init: str | os.PathLike) -> _InitSource:
+    """Resolve ``--init``: "shipped", a run / checkpoint folder (its latest checkpoint) or a weights file."""
+    from ..methods import resolve_weights
+    from ..models.common import net_configs
+    from .checkpoint import config_from_record
+
+    if str(init) == "shipped":
+        path = resolve_weights(spec, None)
+        if path is None:
+            raise UsageError(f"--init shipped: method {spec.name} ships no weights yet")
+    else:
+        path = Path(init).expanduser()
+        if not path.exists():
+            raise UsageError(f"--init {init}: no such file or folder")
+    step, options = None, {}
+    if path.is_dir():
+        path = latest_checkpoint(path) or path  # a run folder: its newest checkpoint; a checkpoint folder: itself
+        state = read_state(path)
+        step, options = state.step, dict(state.options)
+    else:
+        options = _file_options(path)
+    records, trained_by = net_configs(path)
+    if trained_by is not None and trained_by != spec.name:
+        raise UsageError(f"--init {init}: it holds weights of method {trained_by}, not {spec.name}")
+    configs = {}
+    for name, record in records.items():
+        try:
+            configs[name] = config_from_record(record)
+        except FacetoolError as err:
+            raise FacetoolError(f"--init {init}: net {name}: {err}") from err
+    return _InitSource(path=path, label=str(init) if str(init) == "shipped" else str(path), configs=configs,
+                       options=options, step=step)  # fmt: skip
+
+
+def _file_options(path: Path) -> dict[str, Any]:
+    """The training options an exported weights file records (``train_options``), {} when it has none."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            recorded = (handle.metadata() or {}).get("train_options")
+        options = json.loads(recorded) if recorded else {}
+    except Exception:  # not a safetensors file, or odd metadata: net_configs says what is wrong in one line
+        return {}
+    return options if isinstance(options, dict) else {}
+
+
+def init_options(spec: Any, init: str | os.PathLike) -> dict[str, Any]:
+    """The training options ``--init``'s source was trained with ({} when it records none): a new run started from
+    it keeps them, and ``-T`` changes what it names."""
+    return _init_source(spec, init).options
 
 
 def _options_from(cls: type | None, values: Mapping[str, Any]) -> Any:
