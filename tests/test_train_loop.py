@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from typer.testing import CliRunner
 
 from facetool import hookimpl
@@ -397,6 +398,8 @@ def test_init_starts_a_new_run_from_another_runs_weights_and_settings(pairs, tmp
     state = read_state(fork)
     assert state.step == 2 and state.options["lr"] == 0.05  # its own step count; the source's settings
     assert state.extra["run"]["init"] == f"{latest_checkpoint(source)} (step 3)"
+    with safe_open(str(fork / "toy.safetensors"), framework="pt") as handle:  # the shipped file says where it began
+        assert json.loads(handle.metadata()["train_settings"])["init"] == state.extra["run"]["init"]
     assert any("nets G, D start from" in line for line in logged)
 
     # An exported weights file holds G only: D starts fresh, and the log says so.

@@ -761,7 +761,7 @@ def export_run_weights(run: Path, method: str, path: Path | None = None, dtype: 
     metadata = {
         "train_options": json.dumps(state.options),
         "train_settings": json.dumps(
-            {k: settings.get(k) for k in ("size", "steps", "batch_size", "seed", "precision")}
+            {k: settings.get(k) for k in ("size", "steps", "batch_size", "seed", "precision", "init") if k in settings}
         ),
     }
     return export_weights(path, {n: nets[n] for n in names}, dtype=dtype, state=state, metadata=metadata)
