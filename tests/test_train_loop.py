@@ -445,3 +445,58 @@ def test_cli_init_keeps_the_sources_settings_and_changes_those_named(pairs, tmp_
     assert read_state(fork).options == {"lr": 0.02, "nan_at": 9}
     result = runner.invoke(build_app(), ["train", "toy", "--resume", str(fork), "--init", str(source)])
     assert result.exit_code == 2 and "give one of them" in result.output
+
+
+def test_a_branch_continues_a_checkpoint_exactly_in_a_new_folder_with_options_changed(pairs, tmp_path) -> None:
+    origin = tmp_path / "origin"
+    run_training(toy_spec(), origin, data=[pairs], steps=4, save_every=2, keep=5)
+    at_two = origin / "checkpoints" / "step-000002"
+    same = tmp_path / "same"  # options unchanged: the branch is the origin's own continuation, bit for bit
+    run_training(toy_spec(), same, resume=True, branch_from=at_two, steps=4)
+    for key, value in _weights(origin).items():
+        assert torch.equal(value, _weights(same)[key]), key
+    assert (same / "losses.jsonl").read_text() == (origin / "losses.jsonl").read_text()
+    assert read_state(same).extra["run"]["branch"] == f"{at_two} (step 2)"
+
+    changed = tmp_path / "changed"
+    run_training(toy_spec(), changed, resume=True, branch_from=at_two, steps=3, options=ToyOptions(lr=0.5))
+    state = read_state(changed)
+    assert state.step == 3 and state.options["lr"] == 0.5 and read_state(origin).options["lr"] == 0.01
+    lines = (changed / "losses.jsonl").read_text().splitlines()
+    assert lines[:2] == (origin / "losses.jsonl").read_text().splitlines()[:2] and len(lines) == 3
+    assert not torch.equal(_weights(changed)["1.weight"], _weights(origin)["1.weight"])
+    with pytest.raises(UsageError, match="goes into a new --out folder"):
+        run_training(toy_spec(), changed, resume=True, branch_from=at_two, steps=4)
+
+
+def test_a_branch_whose_options_build_other_nets_is_refused(pairs: Path, tmp_path: Path, monkeypatch) -> None:
+    origin = tmp_path / "origin"
+    run_training(toy_spec(), origin, data=[pairs], steps=2)
+    original = ToyTrainer.__init__
+
+    def wider(self, setup):  # as if the branch's -T asked for another width
+        original(self, setup)
+        self.configs = {"G": {"kind": "toy", "width": 2}, "D": {"kind": "toy"}}
+
+    monkeypatch.setattr(ToyTrainer, "__init__", wider)
+    with pytest.raises(UsageError, match=r"net G would be built .* \(width None -> 2\): set the -T options"):
+        run_training(toy_spec(), tmp_path / "b", resume=True, branch_from=origin, steps=3)
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_branch_and_its_refusals(pairs: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FACETOOL_PLUGINS", "")
+    get_host().register_object(ToyPlugin(), "toy-plugin")
+    runner = CliRunner()
+    origin, branch = tmp_path / "origin", tmp_path / "branch"
+    args = ["train", "toy", "--steps", "2", "--device", "cpu"]
+    assert (
+        runner.invoke(build_app(), [*args, "--data", str(pairs), "--out", str(origin), "-T", "nan-at=9"]).exit_code == 0
+    )
+    result = runner.invoke(build_app(), ["train", "toy", "--resume", str(origin), "-T", "lr=0.02"])
+    assert result.exit_code == 2 and "add --out NEW" in result.output
+    result = runner.invoke(build_app(), [*args[:2], "--resume", str(origin), "--out", str(branch), "--steps", "3",
+                                         "-T", "lr=0.02"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert read_state(branch).options == {"lr": 0.02, "nan_at": 9} and read_state(branch).step == 3
+    assert read_state(origin).step == 2  # the origin is left as it was

@@ -28,6 +28,9 @@ facetool train … (each process takes its share of every batch).
 
   facetool train loomis-pix2pix --resume runs/loomis --steps 40000   (continue, and extend to 40000 steps)
 
+  facetool train wgan-landmark --resume runs/l100/checkpoints/step-002500 --out runs/l300 -T lambda-landmark=300
+  (branch: continue that checkpoint in a new folder, one option changed)
+
   facetool train loomis-pix2pix --data data/my-loomis --out runs/mine --init shipped --steps 500   (fine-tune)
 
   facetool train wgan-landmark --data data/cartoons --out runs/l300 --init runs/l100 -T lambda-landmark=300
@@ -41,7 +44,9 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Argument(..., help="Method to train (facetool methods)."),
         data: list[Path] = typer.Option([], "--data", help="Data folder (one, or one per stream of the method)."),
         out_dir: Path | None = typer.Option(None, "--out", "-o", help="Run folder to create."),
-        resume: Path | None = typer.Option(None, "--resume", help="Run folder to continue."),
+        resume: Path | None = typer.Option(
+            None, "--resume", help="Run folder to continue (with --out NEW: continue it there, -T changed)."
+        ),
         init: str | None = typer.Option(
             None,
             "--init",
@@ -68,27 +73,30 @@ def register(app: typer.Typer) -> None:
         from ..device import resolve_device
         from ..options import parse_options
         from ..plugins import get_host
-        from ..train.loop import init_options, run_training
+        from ..train.loop import branch_options, init_options, run_training
 
         spec = get_host().generators.get(method)
         if spec.train is None:
             raise UsageError(f"method {method} cannot be trained (it declares no training)")
-        if (out_dir is None) == (resume is None):
+        if out_dir is None and resume is None:
             raise UsageError("give --out RUN for a new run, or --resume RUN to continue one")
         if precision is not None and precision not in ("fp32", "bf16", "fp16"):
             raise UsageError(f"--precision {precision}: use fp32, bf16 or fp16")
-        if resume is not None and option:
-            raise UsageError("--resume keeps the run's training settings: drop -O")
+        branch = resume is not None and out_dir is not None  # continue RUN into a new folder, -T changed
+        if resume is not None and option and not branch:
+            raise UsageError("--resume keeps the run's training settings: drop -O (or branch: add --out NEW)")
         if resume is not None and init is not None:
             raise UsageError("--init starts a new run from other weights; --resume continues a run: give one of them")
-        base = init_options(spec, init) if init is not None else None
-        options = parse_options(spec.train.options, option, f"training of {method}", base) if not resume else None
+        base = init_options(spec, init) if init is not None else (branch_options(resume) if branch else None)
+        what = f"training of {method}"
+        options = parse_options(spec.train.options, option, what, base) if not resume or branch else None
         dev = resolve_device(device)
         reporter = _Reporter(method)
         try:
             result = run_training(
-                spec, resume or out_dir, data=list(data) or None, steps=steps, epochs=epochs, batch_size=batch_size,
-                size=size, resume=resume is not None, init=init, device=dev, precision=precision, seed=seed,
+                spec, out_dir or resume, data=list(data) or None, steps=steps, epochs=epochs, batch_size=batch_size,
+                size=size, resume=resume is not None, branch_from=resume if branch else None, init=init, device=dev,
+                precision=precision, seed=seed,
                 options=options, flip=False if no_flip else None, save_every=save_every, sample_every=sample_every,
                 workers=workers,
                 log=reporter.log, progress=reporter.update,

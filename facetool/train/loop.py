@@ -65,6 +65,7 @@ class RunSettings:
     save_every: int = 500
     sample_every: int = 250
     init: str = ""  # what --init started the nets from ("" : fresh); see :func:`_init_source`
+    branch: str = ""  # the checkpoint this run branched from with other options ("" : none); see ``branch_from``
 
 
 @dataclass
@@ -337,6 +338,7 @@ def run_training(
     batch_size: int | None = None,
     size: int | None = None,
     resume: bool = False,
+    branch_from: str | os.PathLike | None = None,
     init: str | os.PathLike | None = None,
     device: str = "cpu",
     precision: str | None = None,
@@ -352,6 +354,9 @@ def run_training(
 ) -> RunResult:
     """Train ``spec`` (a MethodSpec with ``train``) into the run folder ``out``; with ``resume`` continue it.
 
+    ``branch_from`` (with ``resume``): continue that run (its latest checkpoint) or checkpoint folder into the new
+    folder ``out`` — nets, optimisers, step and data order as saved — with ``options`` changed (a λ raised half way);
+    nets the new options would build otherwise are refused.
     ``init``: a new run whose nets start from other weights — a run or checkpoint folder, an exported weights file,
     or ``"shipped"`` (the method's default weights): the nets it holds are loaded, the others start fresh;
     optimisers and the step count are the new run's own. ``options`` is the method's training-options dataclass
@@ -371,12 +376,15 @@ def run_training(
     if resume and init is not None:
         raise UsageError("--init starts a new run from other weights; --resume continues a run: give one of them")
     source = _init_source(spec, init) if init is not None else None
+    origin = Path(branch_from) if branch_from is not None else out
+    if branch_from is not None and (not resume or latest_checkpoint(out) is not None):
+        raise UsageError(f"a branch of {origin} goes into a new --out folder" if resume else "branch_from needs resume")
     if resume:
-        if latest_checkpoint(out) is None:
+        if branch_from is None and latest_checkpoint(out) is None:
             raise UsageError(f"--resume {out}: no checkpoint there to resume")
-        state = read_state(out)
+        state = read_state(origin)
         if state.method != spec.name:
-            raise UsageError(f"--resume {out}: it is a run of method {state.method}, not {spec.name}")
+            raise UsageError(f"--resume {origin}: it is a run of method {state.method}, not {spec.name}")
         given = dict(
             data=[str(Path(p).resolve()) for p in data] if data else None, size=size, steps=steps,
             batch_size=batch_size, seed=seed, precision=precision, flip=flip, save_every=save_every,
@@ -385,6 +393,10 @@ def run_training(
         if epochs is not None:
             raise UsageError("--resume takes --steps (the total to reach), not --epochs")
         settings = _check_resume_overrides(_settings_from(state), given)
+        if branch_from is not None:
+            settings.branch = f"{state.path} (step {state.step})"
+            if options is not None:
+                settings.options = dataclasses.asdict(options)
         options = _options_from(train.options, settings.options)
     else:
         if out.exists() and not out.is_dir():
@@ -438,11 +450,12 @@ def run_training(
     setup = TrainSetup(
         options=options, size=settings.size, steps=settings.steps, batch_size=settings.batch_size, device=device,
         seed=settings.seed, amp=amp, wrap=_wrapper(dist_info, device), generator=generator,
-        saved_configs=_saved_configs(state),
+        saved_configs=_saved_configs(state) if branch_from is None else {},  # a branch builds from its options
     )  # fmt: skip
     trainer = train.build(setup)
     if state is not None:
-        _check_configs(f"--resume {out}", trainer.configs, setup.saved_configs)
+        hint = ": set the -T options that build it so" if branch_from is not None else ""
+        _check_configs(f"--resume {origin}", trainer.configs, _saved_configs(state), hint)
     if source is not None:
         source.load_into(trainer, log)
     for net in trainer.nets.values():
@@ -451,7 +464,7 @@ def run_training(
     start, wall_before, history = 0, 0.0, []
     if state is not None:
         loaded = load_checkpoint(
-            out, nets=trainer.nets, optimizers=trainer.optimizers, schedulers=trainer.schedulers,
+            state.path, nets=trainer.nets, optimizers=trainer.optimizers, schedulers=trainer.schedulers,
             scaler=amp.scaler, expect_method=spec.name, generators={"method": generator},
         )  # fmt: skip
         start, wall_before, history = loaded.step, loaded.wall_seconds, list(loaded.history)
@@ -463,13 +476,15 @@ def run_training(
             trainer.load_extra_state({k: v.to(device) for k, v in extra.items()})
         if state.extra.get("run", {}).get("steps") != settings.steps:
             _restart_schedules(trainer.schedulers.values())
-        log(f"resumed {out} at step {start} of {settings.steps}")
+        log(f"resumed {origin} at step {start} of {settings.steps}" + (f", into {out}" if branch_from else ""))
     if start >= settings.steps:
-        raise UsageError(f"--resume {out}: the run already reached step {start}; give --steps above it to extend")
+        raise UsageError(f"--resume {origin}: the run already reached step {start}; give --steps above it to extend")
 
     out.mkdir(parents=True, exist_ok=True)
     losses_path = out / "losses.jsonl"
     if dist_info.main:
+        if branch_from is not None and state is not None and state.path is not None:
+            _copy_losses(state.path.parent.parent / "losses.jsonl", losses_path)  # RUN/checkpoints/step-N -> RUN
         _truncate_losses(losses_path, start)
     sample_batch = _sample_batch(datasets, settings, device) if dist_info.main else None
 
@@ -670,6 +685,11 @@ def _file_options(path: Path) -> dict[str, Any]:
     return options if isinstance(options, dict) else {}
 
 
+def branch_options(origin: str | os.PathLike) -> dict[str, Any]:
+    """The training options of the run or checkpoint a branch continues (``-T`` changes what it names)."""
+    return dict(read_state(origin).options)
+
+
 def init_options(spec: Any, init: str | os.PathLike) -> dict[str, Any]:
     """The training options ``--init``'s source was trained with ({} when it records none): a new run started from
     it keeps them, and ``-T`` changes what it names."""
@@ -681,6 +701,14 @@ def _options_from(cls: type | None, values: Mapping[str, Any]) -> Any:
         return None
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _copy_losses(source: Path, path: Path) -> None:
+    """A branch's log starts with its origin's (truncated to the branching step next)."""
+    if source.is_file():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(source.read_bytes())
+        os.replace(tmp, path)
 
 
 def _truncate_losses(path: Path, step: int) -> None:
