@@ -51,16 +51,18 @@ def test_a_warping_generator_moves_its_face_with_the_layout(one_thread):
     assert torch.allclose(loaded(z, layout + torch.tensor([4.0, 0.0])), moved, atol=1e-6)
 
 
-def test_a_run_saved_before_the_warp_resumes_unwarped(one_thread):
+def test_a_resumed_run_keeps_the_generator_it_was_saved_with(one_thread):
     from types import SimpleNamespace
 
-    from facetool_wgan_landmark.train import WganTrainer, WganTrainOptions
+    from facetool_wgan_landmark.train import WganTrainer, WganTrainOptions, canonical_layout
 
-    options = WganTrainOptions(g_base=4, d_base=4, z_dim=8)  # today's default: warp on
-    saved = LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, layout_points=6)  # as saved before the warp
-    setup = SimpleNamespace(options=options, size=SIZE, device="cpu", saved_configs={"G": saved})
-    assert WganTrainer(setup).nets["G"].config.warp is False
-    assert WganTrainer(SimpleNamespace(**{**vars(setup), "saved_configs": {}})).nets["G"].config.warp is True
+    unwarped = LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, layout_points=6)
+    warped = LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, layout_points=6, warp=True, canonical=canonical_layout())
+    for asked, saved in ((True, unwarped), (False, warped)):  # options that would build the other one
+        options = WganTrainOptions(g_base=4, d_base=4, z_dim=8, warp=asked)
+        setup = SimpleNamespace(options=options, size=SIZE, device="cpu", saved_configs={"G": saved})
+        assert WganTrainer(setup).nets["G"].config.warp is saved.warp
+        assert WganTrainer(SimpleNamespace(**{**vars(setup), "saved_configs": {}})).nets["G"].config.warp is asked
 
 
 def test_the_conditional_critic_scores_a_face_with_its_layout(one_thread):
