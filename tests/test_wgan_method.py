@@ -51,6 +51,30 @@ def test_a_warping_generator_moves_its_face_with_the_layout(one_thread):
     assert torch.allclose(loaded(z, layout + torch.tensor([4.0, 0.0])), moved, atol=1e-6)
 
 
+def test_a_generator_trained_unwarped_is_warped_at_run_time_unless_told_not_to(tmp_path, one_thread):
+    from facetool_wgan_landmark import WganRunOptions
+
+    from facetool.plugins import get_host
+    from facetool.train.checkpoint import TrainState, export_weights
+
+    torch.manual_seed(0)
+    config = LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, max_channels=16, layout_points=6)
+    g = LayoutGenerator(config)
+    for weight in g.parameters():  # a net that draws something (a fresh one's output is near flat grey)
+        weight.data.normal_(0, 0.5)
+    weights = export_weights(tmp_path / "g.safetensors", {"G": g}, torch.float32,
+                             TrainState(method="wgan-landmark", configs={"G": config}))  # fmt: skip
+    spec = get_host().generators.get("wgan-landmark")
+    warped, as_trained = (spec.load(WganRunOptions(warp=w), "cpu", weights) for w in (True, False))
+    assert spec.load(None, "cpu", weights).generator.config.warp  # on by default
+    right = {name: (x + 4 / SIZE, y) for name, (x, y) in DEFAULT_LAYOUT.items()}  # every point 4 px right
+    mean = as_trained(2, 5, None)
+    assert mean.std() > 0.05  # a face-like field to compare, not flat grey
+    assert torch.allclose(warped(2, 5, None), mean, atol=1e-5)  # the mean layout: nothing to warp
+    assert torch.allclose(warped(2, 5, right)[..., 4:], mean[..., :-4], atol=1e-5)  # the same face, 4 px right
+    assert not torch.allclose(as_trained(2, 5, right)[..., 4:], mean[..., :-4], atol=1e-3)  # the net's own attempt
+
+
 def test_a_resumed_run_keeps_the_generator_it_was_saved_with(one_thread):
     from types import SimpleNamespace
 
