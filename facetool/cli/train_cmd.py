@@ -31,10 +31,8 @@ facetool train … (each process takes its share of every batch).
   facetool train wgan-landmark --resume runs/l100/checkpoints/step-002500 --out runs/l300 -T lambda-landmark=300
   (branch: continue that checkpoint in a new folder, one option changed)
 
-  facetool train loomis-pix2pix --data data/my-loomis --out runs/mine --init shipped --steps 500   (fine-tune)
-
-  facetool train wgan-landmark --data data/cartoons --out runs/l300 --init runs/l100 -T lambda-landmark=300
-  (a new run from another's latest checkpoint, its settings but one)
+  facetool train loomis-pix2pix --data data/my-loomis --out runs/mine --init shipped --steps 500
+  (a new run from the shipped weights: fine-tune them on your data)
 """
 
 
