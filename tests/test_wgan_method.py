@@ -257,11 +257,15 @@ def test_the_shipped_predictors_are_small_and_the_card_states_their_held_out_err
     assert load_predictor(path)(torch.rand(1, 3, 128, 128)).shape == (1, 6, 2)
 
 
-def test_without_weights_generate_says_so_in_one_line(tmp_path):
+def test_weights_of_another_method_are_refused_in_one_line(tmp_path):
     from typer.testing import CliRunner
 
     from facetool.cli import build_app
+    from facetool.methods import resolve_weights
+    from facetool.plugins import get_host
 
-    result = CliRunner().invoke(build_app(), ["generate", "--method", "wgan-landmark", "-o", str(tmp_path / "x.png")])
-    assert result.exit_code == 1 and "no weights ship yet" in result.stderr and "Traceback" not in result.output
+    other = resolve_weights(get_host().generators.get("loomis-pix2pix"), None)
+    args = ["generate", "--method", "wgan-landmark", "--weights", str(other), "-o", str(tmp_path / "x.png")]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 2 and "not wgan-landmark" in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "x.png").exists()

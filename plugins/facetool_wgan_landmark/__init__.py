@@ -2,8 +2,8 @@
 follows a requested layout — ``facetool generate --method wgan-landmark [--landmarks FILE | --like IMAGE]``.
 
 :mod:`.net` generator / critic / predictor, :mod:`.train` the three variants (plain, the paper's loss, ours),
-:mod:`.predictor` the landmark predictors, :mod:`.evaluation` Table I. Not yet: a shipped generator
-(weights/MODEL_CARD.md).
+:mod:`.predictor` the landmark predictors, :mod:`.evaluation` Table I. The shipped generator is a CPU preview
+(``weights/wgan-landmark.safetensors``: it follows layouts, its faces are still rough; weights/MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -91,8 +91,7 @@ def _generator(weights: Path | None, options: WganRunOptions | None = None) -> A
     from .net import LayoutGenerator, LayoutGeneratorConfig
 
     if weights is None:
-        raise FacetoolError(f"method {METHOD}: no weights ship yet; train them (facetool train {METHOD}) and pass "
-                            "--weights RUN")  # fmt: skip
+        raise FacetoolError(f"method {METHOD}: no weights; train them (facetool train {METHOD}), pass --weights RUN")
     net = load_trained_net(weights, "G", method=METHOD, build=LayoutGenerator, config_type=LayoutGeneratorConfig)
     c = net.config
     if (options is None or options.warp) and c.layout_points and not c.warp:
@@ -130,7 +129,8 @@ def register_generators(register):
             template="avatar",
             input_size=128,
             sizes=(128,),
-            weights=None,
+            # A CPU preview (weights/MODEL_CARD.md): layouts followed, faces still rough.
+            weights="facetool_wgan_landmark:weights/wgan-landmark.safetensors",
             version="0",
             train=wgan_train_spec(),
             network=lambda options, weights: _generator(weights, options).eval(),
