@@ -170,3 +170,14 @@ def test_core_registers_the_onnx_exporter(monkeypatch):
     monkeypatch.setenv("FACETOOL_PLUGINS", "")
     assert get_host().exporters.get("onnx") is ONNX_EXPORTER
     assert ONNX_EXPORTER.kind == "model" and ONNX_EXPORTER.suffixes == (".onnx",)
+
+
+def test_a_generate_method_is_refused_in_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from facetool.cli import build_app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(build_app(), ["export", "wgan-landmark"])
+    assert result.exit_code == 2 and "generates from noise" in result.stderr and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--format {format} exports {exporter.kind}es, not a method's network")
         if spec.network is None:
             raise UsageError(f"method {method} has no exportable network (its plugin gives no MethodSpec.network)")
+        if spec.task == "generate":  # its network takes noise (and a layout), not the image an export traces with
+            raise UsageError(f"method {method} generates from noise: export takes image-to-image methods")
         size = spec.input_size if size is None else size
         if size not in spec.sizes:
             raise UsageError(f"--size {size}: method {method} runs at {', '.join(map(str, spec.sizes))}")
