@@ -34,8 +34,8 @@ class WganRunOptions:
 
     # On: measured on a generator trained without the warp (λ 100 → 300, step 3000; card), a layout moved off the
     # data's mean is followed (error to it 0.50× that to the mean layout, against 0.85× as trained; the parts 7.5 px
-    # lower when asked 7.7, against 4.4) at the same Table I numbers (0.0294 / 0.0374 / FID 216.3 vs 0.0299 /
-    # 0.0378 / 215.5, seeds 0-1).
+    # lower when asked 7.7, against 4.4) at the same layout errors; its FID cost is within noise at step 3000 (the
+    # shipped file) and 3-9 later (card).
     warp: bool = field(
         default=True,
         metadata={"help": "warp the face onto the layout (a similarity: position, size, tilt) for a generator "
