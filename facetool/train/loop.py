@@ -446,16 +446,17 @@ def run_training(
             )
 
     amp = Amp(settings.precision, device)
+    saved = _saved_configs(state)
     generator = torch.Generator().manual_seed(settings.seed * 31 + dist_info.rank + 1)
     setup = TrainSetup(
         options=options, size=settings.size, steps=settings.steps, batch_size=settings.batch_size, device=device,
         seed=settings.seed, amp=amp, wrap=_wrapper(dist_info, device), generator=generator,
-        saved_configs=_saved_configs(state) if branch_from is None else {},  # a branch builds from its options
+        saved_configs=saved if branch_from is None else {},  # a branch builds from its options
     )  # fmt: skip
     trainer = train.build(setup)
     if state is not None:
         hint = ": set the -T options that build it so" if branch_from is not None else ""
-        _check_configs(f"--resume {origin}", trainer.configs, _saved_configs(state), hint)
+        _check_configs(f"--resume {origin}", trainer.configs, saved, hint)
     if source is not None:
         source.load_into(trainer, log)
     for net in trainer.nets.values():
@@ -483,9 +484,9 @@ def run_training(
     out.mkdir(parents=True, exist_ok=True)
     losses_path = out / "losses.jsonl"
     if dist_info.main:
-        if branch_from is not None and state is not None and state.path is not None:
-            _copy_losses(state.path.parent.parent / "losses.jsonl", losses_path)  # RUN/checkpoints/step-N -> RUN
-        _truncate_losses(losses_path, start)
+        branched = branch_from is not None and state is not None and state.path is not None
+        # A branch's log starts with its origin's (RUN/checkpoints/step-N -> RUN/losses.jsonl) up to the step.
+        _truncate_losses(losses_path, start, state.path.parent.parent / "losses.jsonl" if branched else None)
     sample_batch = _sample_batch(datasets, settings, device) if dist_info.main else None
 
     orders = {
@@ -658,7 +659,9 @@ def _init_source(spec: Any, init: str | os.PathLike) -> _InitSource:
         state = read_state(path)
         step, options = state.step, dict(state.options)
     else:
-        options = _file_options(path)
+        from ..evaluate import weights_metadata
+
+        options = json.loads(weights_metadata(path).get("train_options") or "{}")
     records, trained_by = net_configs(path)
     if trained_by is not None and trained_by != spec.name:
         raise UsageError(f"--init {init}: it holds weights of method {trained_by}, not {spec.name}")
@@ -670,19 +673,6 @@ def _init_source(spec: Any, init: str | os.PathLike) -> _InitSource:
             raise FacetoolError(f"--init {init}: net {name}: {err}") from err
     return _InitSource(path=path, label=str(init) if str(init) == "shipped" else str(path), configs=configs,
                        options=options, step=step)  # fmt: skip
-
-
-def _file_options(path: Path) -> dict[str, Any]:
-    """The training options an exported weights file records (``train_options``), {} when it has none."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            recorded = (handle.metadata() or {}).get("train_options")
-        options = json.loads(recorded) if recorded else {}
-    except Exception:  # not a safetensors file, or odd metadata: net_configs says what is wrong in one line
-        return {}
-    return options if isinstance(options, dict) else {}
 
 
 def branch_options(origin: str | os.PathLike) -> dict[str, Any]:
@@ -703,20 +693,14 @@ def _options_from(cls: type | None, values: Mapping[str, Any]) -> Any:
     return cls(**{k: v for k, v in values.items() if k in names})
 
 
-def _copy_losses(source: Path, path: Path) -> None:
-    """A branch's log starts with its origin's (truncated to the branching step next)."""
-    if source.is_file():
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(source.read_bytes())
-        os.replace(tmp, path)
-
-
-def _truncate_losses(path: Path, step: int) -> None:
-    """Keep the loss lines up to ``step`` (a resumed run rewrites what came after its checkpoint)."""
-    if not path.exists():
+def _truncate_losses(path: Path, step: int, source: Path | None = None) -> None:
+    """Keep the loss lines up to ``step`` (a resumed run rewrites what came after its checkpoint); with ``source``,
+    write ``path`` from that log instead (a branch)."""
+    source = source or path
+    if not source.exists():
         return
     kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in source.read_text(encoding="utf-8").splitlines():
         try:
             if json.loads(line)["step"] <= step:
                 kept.append(line)
