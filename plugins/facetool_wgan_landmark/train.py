@@ -140,7 +140,7 @@ class WganTrainer:
             ),
             "D": CriticConfig(size=setup.size, base=o.d_base, layout_points=points if o.critic_layout else 0),
         }
-        # A resumed run keeps the nets it was saved with (runs from before the warp resume unwarped).
+        # A resumed run keeps the nets it was saved with (a warp-trained run resumes warped whatever the default).
         self.configs.update({k: v for k, v in setup.saved_configs.items() if k in self.configs})
         self.nets = {"G": LayoutGenerator(self.configs["G"]).to(setup.device),
                      "D": Critic(self.configs["D"]).to(setup.device)}  # fmt: skip
