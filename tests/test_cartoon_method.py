@@ -47,7 +47,8 @@ def test_one_training_step_of_every_variant(domains, tmp_path, variant, one_thre
     from facetool.train.loop import run_training
 
     spec = dataclasses.replace(get_host().generators.get("cartoon"), sizes=(SIZE,))
-    options = spec.train.options(variant=variant, g_base=4, g_blocks=1, d_base=4)
+    edge_cut = 1.0 if variant == "local" else 0.0  # the tight-crop augmentation runs in one of them
+    options = spec.train.options(variant=variant, g_base=4, g_blocks=1, d_base=4, edge_cut=edge_cut)
     run = run_training(spec, tmp_path / variant, data=list(domains), steps=1, batch_size=2, size=SIZE,
                        options=options)  # fmt: skip
     losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
@@ -181,8 +182,14 @@ def test_evaluate_measures_hair_landmarks_and_fid_of_a_tiny_net(domains, tmp_pat
     assert metrics["hair_meter_accuracy"] >= 0.9  # the shipped meter's record on held-out cartoons
     assert metrics["nme"] > 0 and metrics["nme_photo"] > 0 and metrics["nme_template"] > 0
     assert np.isfinite(metrics["fid"]) and (tmp_path / "eval" / "grid.png").is_file()
+    assert "tight_change" not in metrics
     without = CliRunner().invoke(build_app(), args)
     assert without.exit_code == 0 and json.loads(without.stdout)["metrics"]["fid"] is None
+    # photos cut tight: the avatars change (a tiny random net draws what it is given), measured against the uncut
+    tight = json.loads(CliRunner().invoke(build_app(), [*args, "-O", "tight=0.3"]).stdout)["metrics"]
+    assert tight["tight_change"] > 0.001 and tight["nme_photo"] != metrics["nme_photo"]
+    refused = CliRunner().invoke(build_app(), [*args, "-O", "tight=0.5"])
+    assert refused.exit_code == 2 and "tight" in refused.output
 
 
 def test_cartoons_without_landmarks_get_the_regressors_points(domains, tmp_path, one_thread):

@@ -244,6 +244,57 @@ def test_augment_ranges_and_reproducibility():
     assert out.dtype == torch.uint8
 
 
+def test_color_jitter_turns_hues_keeps_range_and_can_be_undone():
+    import pytest
+    import torch
+
+    from facetool.data.augment import color_jitter
+
+    red = torch.zeros(400, 3, 4, 4)
+    red[:, 0] = 0.8
+    out = color_jitter(red, torch.Generator().manual_seed(0), brightness=0.0, contrast=(1.0, 1.0), grayscale=0.0,
+                       saturation=(1.0, 1.0))  # fmt: skip
+    assert out.shape == red.shape and out.min() >= 0 and out.max() <= 1
+    dominant = out.mean(dim=(2, 3)).argmax(dim=1)
+    assert all((dominant == c).float().mean() > 0.2 for c in range(3))  # any hue: red, green and blue all drawn
+    again = color_jitter(red, torch.Generator().manual_seed(0), brightness=0.0, contrast=(1.0, 1.0), grayscale=0.0,
+                         saturation=(1.0, 1.0))  # fmt: skip
+    assert torch.equal(out, again)
+    grey = color_jitter(torch.rand(8, 3, 6, 6), torch.Generator().manual_seed(1), grayscale=1.0)
+    assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])
+    image = torch.rand(4, 3, 6, 6)
+    same = color_jitter(image, hue=0.0, saturation=(1.0, 1.0), brightness=0.0, contrast=(1.0, 1.0), grayscale=0.0)
+    assert torch.allclose(same, image, atol=1e-5)
+    with pytest.raises(ValueError, match="float"):
+        color_jitter((image * 255).to(torch.uint8))
+
+
+def test_cut_edges_repeats_the_last_kept_row_and_column_like_a_photo_that_ends():
+    import pytest
+    import torch
+
+    from facetool.data.augment import cut_edges
+
+    image = torch.arange(300 * 32 * 32, dtype=torch.float32).view(300, 1, 32, 32)
+    assert torch.equal(cut_edges(image, torch.Generator().manual_seed(0), chance=0.0), image)
+    out = cut_edges(image, torch.Generator().manual_seed(0), chance=1.0, max_cut=0.3)
+    assert out.shape == image.shape and out.dtype == image.dtype
+    assert torch.equal(out, cut_edges(image, torch.Generator().manual_seed(0), chance=1.0, max_cut=0.3))
+    cut = 0
+    for b in range(300):
+        rows_same = (out[b, 0, 1:] == out[b, 0, :-1]).all(dim=1)  # a repeated row equals its neighbour
+        kept = out[b, 0][~torch.cat([rows_same, torch.tensor([False])])]
+        assert int(rows_same.sum()) <= 2 * int(0.3 * 32)  # never more than the two cuts
+        cut += int(not torch.equal(out[b], image[b]))
+        # what is left is the original's middle, shifted by nothing: every kept value is the pixel it was
+        assert torch.isin(kept, image[b]).all()
+        inner = out[b, 0, 10:22, 10:22]  # no cut reaches the centre
+        assert torch.equal(inner, image[b, 0, 10:22, 10:22])
+    assert 250 < cut < 300  # each side cut with chance 1/2: all four spared 1 in 16
+    with pytest.raises(ValueError):
+        cut_edges(image, max_cut=0.5)
+
+
 def test_augment_keeps_points_inside_when_it_can():
     import torch
 

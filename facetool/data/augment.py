@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["apply_affine", "augment", "random_affine", "transform_points"]
+__all__ = ["apply_affine", "augment", "color_jitter", "cut_edges", "cut_sides", "random_affine", "transform_points"]
 
 
 def random_affine(
@@ -178,3 +178,105 @@ def augment(
         dtype=points.dtype if points.is_floating_point() else None,
     )
     return apply_affine(image, points, matrices, padding_mode, fill_value)
+
+
+def color_jitter(
+    image: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    hue: float = 0.5,
+    saturation: tuple[float, float] = (0.0, 1.5),
+    brightness: float = 0.15,
+    contrast: tuple[float, float] = (0.7, 1.3),
+    grayscale: float = 0.2,
+) -> torch.Tensor:
+    r"""One random hue turn, saturation, brightness and contrast per item, and grey for some: colour stops being a cue.
+
+    A net that reads geometry (landmarks) off images trained this way must find the parts by their shapes, so a
+    generator trained against it cannot please it with a colour blob where a part should be.
+
+    Args:
+        image: :math:`(B, 3, H, W)` float RGB in [0, 1].
+        generator: torch generator (CPU) for reproducible draws.
+        hue: the hue turns uniformly by up to ± this fraction of the full circle (0.5: any hue).
+        saturation: range of the saturation factor (0: grey).
+        brightness: added uniformly in ± this.
+        contrast: range of the factor that scales each image about its mean.
+        grayscale: chance that an item is made grey after the rest.
+
+    Returns:
+        :math:`(B, 3, H, W)` in [0, 1].
+    """
+    import torch
+    from kornia.color import rgb_to_grayscale
+    from kornia.enhance import adjust_hue, adjust_saturation
+
+    if image.ndim != 4 or image.shape[1] != 3 or not image.is_floating_point():
+        raise ValueError(f"color_jitter wants a float (B, 3, H, W) image, got {image.dtype} {tuple(image.shape)}")
+    batch = image.shape[0]
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        draw = torch.rand(batch, generator=generator).to(image.device, image.dtype)
+        return (low + (high - low) * draw).view(batch, 1, 1, 1)
+
+    out = adjust_hue(image, uniform(-hue, hue).flatten() * 2 * math.pi)
+    out = adjust_saturation(out, uniform(*saturation).flatten())
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    out = (out - mean) * uniform(*contrast) + mean + uniform(-brightness, brightness)
+    grey = (torch.rand(batch, generator=generator) < grayscale).to(image.device).view(batch, 1, 1, 1)
+    out = torch.where(grey, rgb_to_grayscale(out).expand_as(out), out)
+    return out.clamp(0, 1)
+
+
+def cut_edges(
+    image: torch.Tensor, generator: torch.Generator | None = None, *, chance: float = 0.5, max_cut: float = 0.35
+) -> torch.Tensor:
+    r"""Make some items look like a photo that ends inside the crop: sides cut, the last kept row or column repeated.
+
+    :func:`facetool.align.crop_faces` fills what lies past a photo's edge by repeating the edge (``border``), so a
+    face cropped tight reaches a net as a face with streaked margins; training on such items teaches it that case.
+    Each item is cut with probability ``chance``; then each of its four sides, with probability 1/2, by a uniform
+    fraction of the side up to ``max_cut``.
+
+    Args:
+        image: :math:`(B, C, H, W)`.
+        generator: torch generator (CPU) for reproducible draws.
+
+    Returns:
+        :math:`(B, C, H, W)`, the same dtype.
+    """
+    import torch
+
+    if image.ndim != 4 or not 0 <= chance <= 1 or not 0 <= max_cut < 0.5:
+        raise ValueError(f"cut_edges wants (B, C, H, W), chance 0-1 and max_cut below 0.5; got {tuple(image.shape)}")
+    batch = image.shape[0]
+    picked = torch.rand(batch, generator=generator) < chance
+    sides = (torch.rand(batch, 4, generator=generator) < 0.5) & picked[:, None]
+    cuts = torch.rand(batch, 4, generator=generator) * max_cut * sides
+    return cut_sides(image, cuts)
+
+
+def cut_sides(image: torch.Tensor, cuts: torch.Tensor) -> torch.Tensor:
+    r"""Cut each item's sides by the fractions given and repeat the last kept row or column over what was cut.
+
+    Args:
+        image: :math:`(B, C, H, W)`.
+        cuts: :math:`(B, 4)` or :math:`(4,)` fractions of the side (left, top, right, bottom), each below 0.5.
+
+    Returns:
+        :math:`(B, C, H, W)`, the same dtype.
+    """
+    import torch
+
+    batch, _, height, width = image.shape
+    cuts = torch.as_tensor(cuts, dtype=torch.float64).expand(batch, 4)
+    if cuts.min() < 0 or cuts.max() >= 0.5:
+        raise ValueError("cut_sides wants fractions from 0 to below 0.5")
+    out = image.clone()
+    for b in torch.nonzero(cuts.amax(dim=1) > 0).flatten().tolist():
+        left, top = int(cuts[b, 0] * width), int(cuts[b, 1] * height)
+        right, bottom = width - 1 - int(cuts[b, 2] * width), height - 1 - int(cuts[b, 3] * height)
+        rows = torch.arange(height, device=image.device).clamp(top, bottom)
+        cols = torch.arange(width, device=image.device).clamp(left, right)
+        out[b] = image[b][:, rows][:, :, cols]
+    return out

@@ -33,12 +33,21 @@ class CartoonRunOptions:
         metadata={"help": "shipped weights: local (approach A), affine (B); hair, baseline (the ablation)"},
     )
     cartoons: str = field(default="", metadata={"help": "facetool evaluate only: held-out cartoon folder for FID"})
+    tight: float = field(
+        default=0.0,
+        metadata={
+            "help": "facetool evaluate only: cut each photo's four sides by this fraction, the edge repeated "
+            "(what a photo cropped tight to the face gives)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.hair not in HAIR_CHOICES:
             raise ValueError(f"hair must be one of {', '.join(HAIR_CHOICES)}")
         if self.variant not in VARIANT_CHOICES:
             raise ValueError(f"variant must be one of {', '.join(VARIANT_CHOICES)}")
+        if not 0 <= self.tight < 0.5:
+            raise ValueError("tight must be 0 to below 0.5")
 
 
 def variant_weights(variant: str) -> Path:

@@ -11,6 +11,9 @@ photo is drawn once per hair colour. Metrics:
   over the photo's eye distance. ``nme_photo`` is the same regressor on the photos themselves (how much of
   ``nme`` is the regressor's own error); ``nme_template`` is the avatar template's fixed layout against the
   photos' (what an avatar that ignores the person's layout would score).
+- ``-O tight=F`` cuts each photo's four sides by the fraction F and repeats the edge there, as the crop of a face
+  photographed tight reaches the net (``facetool.align.crop_faces`` repeats the photo's border); ``tight_change``
+  is then the mean absolute difference, in [0, 1], between each avatar (own hair colour) and the uncut photo's.
 - ``fid``: age-net features (the core's offline backbone) of one avatar per photo (the photo's own hair colour)
   against the held-out cartoons given by ``-O cartoons=DIR`` (test split); ``fid_floor`` is the train split's
   cartoons against the same held-out ones, the same count.
@@ -45,6 +48,7 @@ def aligned_nme(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 def measure(net: Any, request: Any) -> Any:
     """``MethodSpec.measure`` of cartoon; ``net``: :class:`.runner.FixedConditionCartoon` (its generator is used
     with every hair colour and the photos' landmarks)."""
+    from facetool.data.augment import cut_sides
     from facetool.data.datasets import ManifestDataset
     from facetool.errors import UsageError
     from facetool.evaluate import Measured
@@ -63,6 +67,7 @@ def measure(net: Any, request: Any) -> Any:
     count = min(len(data), request.limit) if request.limit else len(data)
     regressor = load_regressor(EVAL_REGRESSOR, request.device)
     meter = load_meter(device=request.device)
+    tight = float(getattr(request.options, "tight", 0.0) or 0.0)
     template = None
     values: dict[str, list[float]] = {}
     avatars_for_fid, grid = [], []
@@ -73,6 +78,9 @@ def measure(net: Any, request: Any) -> Any:
     for start in range(0, count, request.batch_size):
         batch = ManifestDataset.collate([data[i] for i in range(start, min(start + request.batch_size, count))])
         photos, points = batch["photo"].to(request.device), batch["points5"].to(request.device)
+        full = photos
+        if tight:
+            photos = cut_sides(photos, torch.full((4,), tight))
         own = [(labels or {}).get("hair") or "brown" for labels in batch["labels"]]
         if template is None:
             from facetool.align import get_template
@@ -91,6 +99,10 @@ def measure(net: Any, request: Any) -> Any:
                 add(f"hair_accuracy_{colour}", [r == colour for r in read])
                 add("nme", aligned_nme(regressor(avatars), points))
             own_avatars = torch.stack([rows[c][i] for i, c in enumerate(own)])
+            if tight:  # how much of the avatar the cut changed: a net that draws the streaks changes a lot
+                labels, heatmaps = condition_inputs(generator, full, points, own)
+                uncut = ((generator(full * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1).float()
+                add("tight_change", (own_avatars - uncut).abs().mean(dim=(1, 2, 3)))
         avatars_for_fid.append(own_avatars.cpu())
         for i in range(len(photos)):
             grid.append((photos[i].cpu(), *(rows[c][i].cpu() for c in HAIR_COLOURS)))

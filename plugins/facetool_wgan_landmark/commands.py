@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", "-o", help="Predictor file to write (.safetensors)."),
         steps: int = typer.Option(2000, "--steps", min=1, help="Optimisation steps."),
         seed: int = typer.Option(0, "--seed", help="Seed of the draws."),
+        colour: bool = typer.Option(
+            False, "--colour/--no-colour", help="Also draw any hue, saturation and grey: P reads parts by shape."
+        ),
     ) -> None:
         import json
         import time
@@ -33,7 +36,7 @@ def register(app: typer.Typer) -> None:
         if output.suffix != ".safetensors":
             raise UsageError("--output must end in .safetensors")
         start = time.time()
-        predictor, record = train_predictor(cartoons, steps=steps, seed=seed, log=typer.echo)
+        predictor, record = train_predictor(cartoons, steps=steps, seed=seed, colour=colour, log=typer.echo)
         record["wall_s"] = round(time.time() - start)
         save_predictor(predictor, output, record)
         typer.echo(json.dumps(record))

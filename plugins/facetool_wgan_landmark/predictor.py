@@ -42,10 +42,12 @@ def _load_split(folder: Path, split: str | None, size: int) -> tuple[Tensor, Ten
 
 
 def train_predictor(cartoons: str | Path, *, steps: int = 2000, batch: int = 32, lr: float = 1e-3, size: int = 128,
-                    seed: int = 0, log: Any = None) -> tuple[LandmarkPredictor, dict[str, Any]]:  # fmt: skip
-    """Train P on a cartoon folder's train split (augmented: rotate / zoom / shift with the points, mirror) and
-    measure its layout error on the test split. Returns (P in eval mode, record)."""
-    from facetool.data.augment import augment
+                    seed: int = 0, colour: bool = False, log: Any = None,
+                    ) -> tuple[LandmarkPredictor, dict[str, Any]]:  # fmt: skip
+    """Train P on a cartoon folder's train split (augmented: rotate / zoom / shift with the points, mirror; with
+    ``colour`` also any hue, saturation, brightness, contrast and grey) and measure its layout error on the test
+    split. Returns (P in eval mode, record)."""
+    from facetool.data.augment import augment, color_jitter
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -62,6 +64,8 @@ def train_predictor(cartoons: str | Path, *, steps: int = 2000, batch: int = 32,
         flip = torch.rand(batch, generator=generator) < 0.5
         images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         points = torch.where(flip[:, None, None], mirror_layout(points, size), points)
+        if colour:  # P then finds parts by shape: a generator trained against it cannot answer with a colour blob
+            images = color_jitter(images, generator)
         loss = layout_error(predictor(images), points, size).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -72,7 +76,7 @@ def train_predictor(cartoons: str | Path, *, steps: int = 2000, batch: int = 32,
     predictor.eval()
     with torch.no_grad():
         error = layout_error(predictor(test_x), test_l, size)
-    record = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "train_items": len(train_x),
+    record = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "colour": colour, "train_items": len(train_x),
               "test_items": len(test_x), "test_error": round(error.mean().item(), 5),
               "test_error_px": round(error.mean().item() * size, 3), "size": size}  # fmt: skip
     return predictor, record
