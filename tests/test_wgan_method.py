@@ -154,7 +154,9 @@ def test_predictor_trains_and_round_trips(cartoons, tmp_path, one_thread):
     from facetool_wgan_landmark.predictor import load_predictor, save_predictor, train_predictor
 
     predictor, record = train_predictor(cartoons, steps=3, batch=4, size=SIZE)
-    assert record["train_items"] == 10 and np.isfinite(record["test_error"])
+    assert record["train_items"] == 10 and np.isfinite(record["test_error"]) and record["colour"] is False
+    coloured, record_c = train_predictor(cartoons, steps=3, batch=4, size=SIZE, colour=True)
+    assert record_c["colour"] is True and record_c["test_error"] != record["test_error"]  # other images seen
     path = tmp_path / "p.safetensors"
     save_predictor(predictor, path, record)
     loaded = load_predictor(path)
