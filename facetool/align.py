@@ -278,7 +278,9 @@ def crop_faces(image: Tensor, matrices: Tensor, size: int, padding_mode: str = "
         matrices: :math:`(B, 2, 3)` photo pixel -> crop pixel, from :func:`estimate_alignment`.
         size: crop side in pixels.
         padding_mode: what is sampled outside the photo: ``border`` (repeat the edge, no black wedges the
-            network would read as content), ``zeros`` or ``reflection``.
+            network would read as content), ``zeros``, ``reflection`` or ``edge-colour`` (one flat colour, the
+            median of the photo's outermost pixels: a face cropped tight then looks like a face before a plain
+            background instead of a face with streaks; see :func:`edge_colour`).
 
     Returns:
         :math:`(B, C, size, size)`.
@@ -289,6 +291,10 @@ def crop_faces(image: Tensor, matrices: Tensor, size: int, padding_mode: str = "
     if image.shape[0] not in (1, batch):
         raise ValueError(f"image batch {image.shape[0]} does not match {batch} matrices")
     image = image.expand(batch, -1, -1, -1)
+    if padding_mode == "edge-colour":
+        crops = crop_faces(image, matrices, size, "border")
+        inside = crop_faces(torch.ones_like(image[:, :1]), matrices, size, "zeros")
+        return crops * inside + edge_colour(image) * (1 - inside)
     return warp_affine(
         image,
         matrices.to(image.dtype),
@@ -297,6 +303,12 @@ def crop_faces(image: Tensor, matrices: Tensor, size: int, padding_mode: str = "
         padding_mode=padding_mode,
         align_corners=True,
     )
+
+
+def edge_colour(image: Tensor) -> Tensor:
+    r"""The median colour of each image's outermost rows and columns: :math:`(B, C, H, W) \to (B, C, 1, 1)`."""
+    ring = torch.cat([image[..., 0, :], image[..., -1, :], image[..., :, 0], image[..., :, -1]], dim=-1)
+    return ring.median(dim=-1).values[..., None, None]
 
 
 def feather_mask(size: int, feather: float = 0.1, device=None, dtype=None) -> Tensor:

@@ -43,6 +43,8 @@ def stylize_photo(
         background: what the paste-back goes onto: the photo, or white paper.
         foreground: optional (H, W) person mask of the photo (non-zero = person); a runner with a true
             ``takes_foreground`` attribute gets it cropped with each face as ``foreground=`` (B, 1, S, S) in [0, 1].
+            A runner's ``crop_padding`` attribute picks what fills a crop where it reaches past the photo (a
+            :func:`facetool.align.crop_faces` ``padding_mode``; default ``border``).
 
     Returns:
         With ``crop``: one image per face. Otherwise one image the size of the input.
@@ -73,7 +75,7 @@ def stylize_photo(
         return [] if crop else [image.copy() if background == "photo" else np.full_like(image, 255)]
     points = torch.as_tensor(np.stack([f.points5 for f in faces]), dtype=torch.float32, device=photo.device)
     matrices = estimate_alignment(points, get_template(template_name), size)
-    crops = crop_faces(photo, matrices, size)
+    crops = crop_faces(photo, matrices, size, getattr(runner, "crop_padding", "border"))
     extras = {"points5": transform_points(points, matrices)} if getattr(runner, "takes_points5", False) else {}
     if mask is not None:
         extras["foreground"] = crop_faces(mask, matrices, size, padding_mode="zeros")

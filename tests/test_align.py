@@ -223,6 +223,19 @@ def test_crop_faces_shapes():
     assert crop_faces(image.double(), m, 8).dtype == torch.float64
 
 
+def test_crop_faces_edge_colour_fills_past_the_photo_with_its_border_median():
+    image = torch.zeros(1, 3, 20, 20)
+    image[..., 0, :] = image[..., -1, :] = image[..., :, 0] = image[..., :, -1] = 0.25  # the outer ring
+    image[..., 0, :3] = 0.9  # a few odd edge pixels do not move the median
+    image[..., 5:15, 5:15] = 0.7
+    shift = torch.tensor([[[1.0, 0.0, 10.0], [0.0, 1.0, 10.0]]])  # the photo lands at (10, 10) in a 40² crop
+    filled = crop_faces(image, shift, 40, "edge-colour")
+    border = crop_faces(image, shift, 40, "border")
+    torch.testing.assert_close(filled[..., 10:30, 10:30], border[..., 10:30, 10:30])  # inside: the photo
+    assert (filled[..., :9, :] == 0.25).all() and (filled[..., :, 31:] == 0.25).all()  # outside: one colour
+    assert not (border[..., :9, :3] == 0.25).all()  # where border mode repeats the odd pixels
+
+
 def test_feather_mask():
     size = 64
     mask = feather_mask(size, 0.25)

@@ -293,6 +293,15 @@ def test_cut_edges_repeats_the_last_kept_row_and_column_like_a_photo_that_ends()
     assert 250 < cut < 300  # each side cut with chance 1/2: all four spared 1 in 16
     with pytest.raises(ValueError):
         cut_edges(image, max_cut=0.5)
+    # filled with one colour instead: the kept part's outer ring's median, as crop_faces' edge-colour mode
+    from facetool.data.augment import cut_sides
+
+    square = torch.full((1, 3, 32, 32), 0.2)
+    square[..., 8:24, 8:24] = 0.6
+    flat = cut_sides(square, torch.tensor([0.25, 0.25, 0.25, 0.25]), fill="edge-colour")
+    assert (flat[..., :8, :] == 0.6).all() and (flat[..., 8:24, 8:24] == 0.6).all()
+    with pytest.raises(ValueError):
+        cut_sides(square, torch.zeros(4), fill="mirror")
 
 
 def test_augment_keeps_points_inside_when_it_can():

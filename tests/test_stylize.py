@@ -176,6 +176,30 @@ def test_white_paper_crops_are_blank_where_they_reach_past_the_photo(photo):
     assert on_photo.max() == 0  # a method that draws over the photo keeps its own output
 
 
+def test_a_runners_crop_padding_decides_what_fills_a_crop_past_the_photo(photo):
+    import torch
+
+    from facetool.align import edge_colour
+    from facetool.stylize import stylize_photo
+
+    _, image = photo
+    near_corner = Face(box=[0, 0, 60, 70], score=1.0, points5=np.asarray(FACES[0].points5, float) - 60)
+
+    class Flat:
+        crop_padding = "edge-colour"
+
+        def __call__(self, crops):
+            return crops  # shows what it was given
+
+    given = {}
+    for name, runner in (("border", lambda crops: crops), ("edge-colour", Flat())):
+        (given[name],) = stylize_photo(image, runner, "portrait", [near_corner], 64, crop=True)
+    median = edge_colour(torch.tensor(image).permute(2, 0, 1)[None].float())[0, :, 0, 0].numpy()
+    assert np.abs(given["edge-colour"][0, 0].astype(float) - median).max() <= 1  # the corner lies past the photo
+    assert not np.array_equal(given["border"][0, 0], given["edge-colour"][0, 0])
+    np.testing.assert_array_equal(given["border"][-1, -1], given["edge-colour"][-1, -1])  # inside: the same
+
+
 def test_a_runners_paste_mask_decides_what_is_pasted(photo):
     from facetool.stylize import stylize_photo
 

@@ -202,7 +202,7 @@ def test_runner_reads_a_drawing_layout_with_the_predictor(cartoons, tmp_path, mo
 
     p, record = train_predictor(cartoons, steps=1, batch=2, size=SIZE)
     save_predictor(p, tmp_path / "p.safetensors", record)
-    monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
+    monkeypatch.setattr(predictor_module, "colour_predictor_path", lambda: tmp_path / "p.safetensors")
     runner = WganRunner(LayoutGenerator(LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, layout_points=6)), "cpu")
     layout = runner.layout_from_image((np.random.default_rng(0).random((50, 40, 3)) * 255).astype(np.uint8))
     assert list(layout) == list(LAYOUT_POINTS) and all(0 <= v <= 1 for xy in layout.values() for v in xy)
@@ -244,7 +244,10 @@ def test_evaluate_measures_layout_error_and_fid(cartoons, tmp_path, monkeypatch,
     assert metrics["layout_error_check"] == pytest.approx(metrics["layout_error"])  # the same predictor twice
 
 
-@pytest.mark.parametrize(("which", "bound"), [("shipped_predictor_path", 0.015), ("check_predictor_path", 0.025)])
+@pytest.mark.parametrize(
+    ("which", "bound"),
+    [("shipped_predictor_path", 0.015), ("colour_predictor_path", 0.016), ("check_predictor_path", 0.025)],
+)
 def test_the_shipped_predictors_are_small_and_the_card_states_their_held_out_error(which, bound):
     from facetool_wgan_landmark import predictor as predictor_module
     from facetool_wgan_landmark.predictor import load_predictor
@@ -257,6 +260,29 @@ def test_the_shipped_predictors_are_small_and_the_card_states_their_held_out_err
     assert record["test_error"] < bound and record["test_items"] >= 100
     assert str(record["test_error"]) in (path.parent / "MODEL_CARD.md").read_text()
     assert load_predictor(path)(torch.rand(1, 3, 128, 128)).shape == (1, 6, 2)
+
+
+def test_the_colour_predictor_reads_grey_and_recoloured_cartoons_as_well_as_coloured_ones(tmp_path, one_thread):
+    """New factory cartoons (another seed than the training data's): the colour predictor finds the parts whatever
+    their colours, P does not — why --like reads drawings with the former."""
+    import kornia
+    from facetool_wgan_landmark import predictor
+    from facetool_wgan_landmark.train import layout_error
+
+    from facetool.data.cartoons import make_cartoons
+
+    make_cartoons(tmp_path / "c", 24, seed=7)
+    images, layouts = predictor._load_split(tmp_path / "c", None, 128)
+    grey = kornia.color.rgb_to_grayscale(images).expand_as(images)
+    turned = kornia.enhance.adjust_hue(images, 2.0)  # radians: greens and blues where skin and hair were
+    errors = {}
+    with torch.inference_mode():
+        for name, path in (("colour", predictor.colour_predictor_path()), ("P", predictor.shipped_predictor_path())):
+            reader = predictor.load_predictor(path)
+            errors[name] = [layout_error(reader(x), layouts, 128).mean().item() for x in (images, grey, turned)]
+    plain, on_grey, on_turned = errors["colour"]
+    assert plain < 0.025 and on_grey < 1.25 * plain and on_turned < 1.25 * plain, errors
+    assert errors["P"][1] > 1.5 * errors["P"][0] and errors["P"][2] > 1.5 * errors["P"][0], errors
 
 
 def test_weights_of_another_method_are_refused_in_one_line(tmp_path):

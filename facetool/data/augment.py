@@ -229,14 +229,19 @@ def color_jitter(
 
 
 def cut_edges(
-    image: torch.Tensor, generator: torch.Generator | None = None, *, chance: float = 0.5, max_cut: float = 0.35
+    image: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    chance: float = 0.5,
+    max_cut: float = 0.35,
+    fill: str = "border",
 ) -> torch.Tensor:
-    r"""Make some items look like a photo that ends inside the crop: sides cut, the last kept row or column repeated.
+    r"""Make some items look like a photo that ends inside the crop: sides cut, what was cut filled.
 
-    :func:`facetool.align.crop_faces` fills what lies past a photo's edge by repeating the edge (``border``), so a
-    face cropped tight reaches a net as a face with streaked margins; training on such items teaches it that case.
+    :func:`facetool.align.crop_faces` fills what lies past a photo's edge (by default by repeating the edge), so a
+    face cropped tight reaches a net with filled margins; training on such items teaches it that case.
     Each item is cut with probability ``chance``; then each of its four sides, with probability 1/2, by a uniform
-    fraction of the side up to ``max_cut``.
+    fraction of the side up to ``max_cut``; what was cut is filled as ``fill`` says (:func:`cut_sides`).
 
     Args:
         image: :math:`(B, C, H, W)`.
@@ -253,15 +258,17 @@ def cut_edges(
     picked = torch.rand(batch, generator=generator) < chance
     sides = (torch.rand(batch, 4, generator=generator) < 0.5) & picked[:, None]
     cuts = torch.rand(batch, 4, generator=generator) * max_cut * sides
-    return cut_sides(image, cuts)
+    return cut_sides(image, cuts, fill)
 
 
-def cut_sides(image: torch.Tensor, cuts: torch.Tensor) -> torch.Tensor:
+def cut_sides(image: torch.Tensor, cuts: torch.Tensor, fill: str = "border") -> torch.Tensor:
     r"""Cut each item's sides by the fractions given and repeat the last kept row or column over what was cut.
 
     Args:
         image: :math:`(B, C, H, W)`.
         cuts: :math:`(B, 4)` or :math:`(4,)` fractions of the side (left, top, right, bottom), each below 0.5.
+        fill: ``border`` (the kept edge repeated) or ``edge-colour`` (one flat colour, the median of the kept part's
+            outermost pixels): the two ways :func:`facetool.align.crop_faces` fills what lies past a photo.
 
     Returns:
         :math:`(B, C, H, W)`, the same dtype.
@@ -270,8 +277,8 @@ def cut_sides(image: torch.Tensor, cuts: torch.Tensor) -> torch.Tensor:
 
     batch, _, height, width = image.shape
     cuts = torch.as_tensor(cuts, dtype=torch.float64).expand(batch, 4)
-    if cuts.min() < 0 or cuts.max() >= 0.5:
-        raise ValueError("cut_sides wants fractions from 0 to below 0.5")
+    if cuts.min() < 0 or cuts.max() >= 0.5 or fill not in ("border", "edge-colour"):
+        raise ValueError("cut_sides wants fractions from 0 to below 0.5 and fill border or edge-colour")
     out = image.clone()
     for b in torch.nonzero(cuts.amax(dim=1) > 0).flatten().tolist():
         left, top = int(cuts[b, 0] * width), int(cuts[b, 1] * height)
@@ -279,4 +286,11 @@ def cut_sides(image: torch.Tensor, cuts: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(height, device=image.device).clamp(top, bottom)
         cols = torch.arange(width, device=image.device).clamp(left, right)
         out[b] = image[b][:, rows][:, :, cols]
+        if fill == "edge-colour":
+            from facetool.align import edge_colour
+
+            kept = image[b : b + 1, :, top : bottom + 1, left : right + 1]
+            inside = torch.zeros_like(out[b, :1])
+            inside[:, top : bottom + 1, left : right + 1] = 1
+            out[b] = out[b] * inside + edge_colour(kept)[0] * (1 - inside)
     return out

@@ -12,7 +12,8 @@ photo is drawn once per hair colour. Metrics:
   ``nme`` is the regressor's own error); ``nme_template`` is the avatar template's fixed layout against the
   photos' (what an avatar that ignores the person's layout would score).
 - ``-O tight=F`` cuts each photo's four sides by the fraction F and repeats the edge there, as the crop of a face
-  photographed tight reaches the net (``facetool.align.crop_faces`` repeats the photo's border); ``tight_change``
+  photographed tight reaches the net, filled as ``facetool stylize`` fills it with the same ``-O padding``;
+  ``tight_change``
   is then the mean absolute difference, in [0, 1], between each avatar (own hair colour) and the uncut photo's.
 - ``fid``: age-net features (the core's offline backbone) of one avatar per photo (the photo's own hair colour)
   against the held-out cartoons given by ``-O cartoons=DIR`` (test split); ``fid_floor`` is the train split's
@@ -68,6 +69,7 @@ def measure(net: Any, request: Any) -> Any:
     regressor = load_regressor(EVAL_REGRESSOR, request.device)
     meter = load_meter(device=request.device)
     tight = float(getattr(request.options, "tight", 0.0) or 0.0)
+    padding = getattr(net, "crop_padding", "border")  # filled as stylize's crops are
     template = None
     values: dict[str, list[float]] = {}
     avatars_for_fid, grid = [], []
@@ -80,7 +82,7 @@ def measure(net: Any, request: Any) -> Any:
         photos, points = batch["photo"].to(request.device), batch["points5"].to(request.device)
         full = photos
         if tight:
-            photos = cut_sides(photos, torch.full((4,), tight))
+            photos = cut_sides(photos, torch.full((4,), tight), fill=padding)
         own = [(labels or {}).get("hair") or "brown" for labels in batch["labels"]]
         if template is None:
             from facetool.align import get_template

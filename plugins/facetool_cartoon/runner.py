@@ -38,8 +38,10 @@ class CartoonRunner:
 
     takes_points5 = True
 
-    def __init__(self, generator: ConditionalResnetGenerator, device: str, hair: str = "auto") -> None:
+    def __init__(self, generator: ConditionalResnetGenerator, device: str, hair: str = "auto",
+                 padding: str = "border") -> None:  # fmt: skip
         self.generator, self.device, self.hair = generator.to(device).eval(), device, hair
+        self.crop_padding = padding  # read by facetool.stylize
         self.chosen: list[str] = []
 
     def __call__(self, crops: Tensor, points5: Tensor | None = None) -> Tensor:
@@ -65,11 +67,12 @@ class CartoonRunner:
 
 class FixedConditionCartoon(nn.Module):
     """The bare generator for ``facetool export`` / benchmarks: (B, 3, S, S) [0, 1] aligned crops -> avatars in
-    [0, 1], one fixed hair colour, the template's landmark layout."""
+    [0, 1], one fixed hair colour, the template's landmark layout. ``crop_padding``: how its crops are filled past
+    the photo (what the evaluation's ``-O tight`` simulates)."""
 
-    def __init__(self, generator: ConditionalResnetGenerator, hair: str = "brown") -> None:
+    def __init__(self, generator: ConditionalResnetGenerator, hair: str = "brown", padding: str = "border") -> None:
         super().__init__()
-        self.generator, self.hair = generator, hair
+        self.generator, self.hair, self.crop_padding = generator, hair, padding
 
     def forward(self, crops: Tensor) -> Tensor:
         labels, heatmaps = condition_inputs(self.generator, crops, None, [self.hair] * len(crops))

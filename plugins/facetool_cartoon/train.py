@@ -217,7 +217,7 @@ class CartoonTrainer:
             g = self.setup.generator
             x, lx = jitter(x, lx, g)
             y, ly = jitter(y, ly, g)
-            if o.edge_cut:  # a face cropped tight reaches G with streaked margins (align's border fill): teach it
+            if o.edge_cut:  # a face cropped tight reaches G with streaked margins (the runner's default padding)
                 from facetool.data.augment import cut_edges
 
                 x = cut_edges(x, g, chance=o.edge_cut)

@@ -68,18 +68,18 @@ class WganRunner:
             return ((self.generator(z, points) + 1) / 2).clamp(0, 1).float()
 
     def layout_from_image(self, image: Any) -> dict[str, tuple[float, float]]:
-        """An illustration (H, W, 3) uint8 with no detectable face: the predictor on the whole image."""
+        """An illustration (H, W, 3) uint8 with no detectable face: the colour-blind predictor on the whole image."""
         import torch
 
         from facetool.generate import LAYOUT_POINTS
         from facetool.imageio import to_tensor
 
-        from .predictor import load_predictor, shipped_predictor_path
+        from .predictor import colour_predictor_path, load_predictor
 
         size = self.generator.config.size
         square = torch.nn.functional.interpolate(to_tensor(image), size=(size, size), mode="bilinear", antialias=True)
         with torch.inference_mode():
-            points = load_predictor(shipped_predictor_path())(square.clamp(0, 1))[0]
+            points = load_predictor(colour_predictor_path())(square.clamp(0, 1))[0]
         pairs = zip(LAYOUT_POINTS, points.tolist(), strict=True)
         return {name: ((x + 0.5) / size, (y + 0.5) / size) for name, (x, y) in pairs}
 

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(2000, "--steps", min=1, help="Optimisation steps."),
         seed: int = typer.Option(0, "--seed", help="Seed of the draws."),
         colour: bool = typer.Option(
-            False, "--colour/--no-colour", help="Also draw any hue, saturation and grey: P reads parts by shape."
+            False, "--colour/--no-colour", help="Also draw any hue, saturation and grey: it reads parts by shape."
         ),
     ) -> None:
         import json

@@ -17,6 +17,12 @@ def shipped_predictor_path() -> Path:
     return Path(__file__).parent / "weights" / "predictor.safetensors"
 
 
+def colour_predictor_path() -> Path:
+    """P's recipe trained on every hue, saturation and grey (``--colour``): it finds the parts by their shapes, so
+    ``--like`` reads a drawing of any colours with it (a landmark loss against it: ``-T predictor=`` this; card)."""
+    return Path(__file__).parent / "weights" / "predictor-colour.safetensors"
+
+
 def check_predictor_path() -> Path:
     """A second predictor, same recipe, another seed: the generators were never trained against it, so it scores
     their layouts without the risk that they learnt to please the first one."""

@@ -8,7 +8,8 @@
 One engine step is one generator step: its batch of ``n_critic × B`` real faces feeds the critic steps in
 ``n_critic`` slices of B, and the generator step uses the first slice's layouts. So ``-b`` counts real faces per
 generator step (default 5 × 16 = 80). The landmark predictor P (frozen; ``weights/predictor.safetensors`` or
-``-T predictor=FILE``) reads the layout of faces whose data has none.
+``-T predictor=FILE``, e.g. ``weights/predictor-colour.safetensors``, which reads parts by shape whatever their
+colours: card) also reads the layout of faces whose data has none.
 
 ``-T critic-layout=true`` (layout variant only) makes the critic conditional: it reads the layout's heatmaps beside
 each face, real faces with their own layouts and generated ones with the layout G was asked for, so a face whose
