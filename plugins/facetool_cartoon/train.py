@@ -51,7 +51,10 @@ class CartoonTrainOptions:
     regressor: str = field(default="", metadata={"help": "landmark regressor file (default: the shipped one)"})
     augment: bool = field(default=True, metadata={"help": "rotate / zoom / shift both domains with their landmarks"})
     edge_cut: float = field(
-        default=0.0, metadata={"help": "chance that a photo is cut on some sides, its edge repeated: a tight crop"}
+        default=0.0, metadata={"help": "chance that a photo is cut on some sides and filled there: a tight crop"}
+    )
+    edge_fill: str = field(
+        default="border", metadata={"help": "what fills the cut: border or edge-colour (as -O padding)"}
     )
     pool_size: int = field(default=50, metadata={"help": "generated images kept for the global discriminators"})
     lr: float = field(default=2e-4, metadata={"help": "Adam learning rate"})
@@ -70,8 +73,8 @@ class CartoonTrainOptions:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 0")
         if not 0.5 <= self.heatmap_sigma <= 32 or not 8 <= self.patch <= 128:
             raise ValueError("heatmap-sigma must be 0.5 to 32 and patch 8 to 128")
-        if not 0 <= self.edge_cut <= 1:
-            raise ValueError("edge-cut must be 0 to 1")
+        if not 0 <= self.edge_cut <= 1 or self.edge_fill not in ("border", "edge-colour"):
+            raise ValueError("edge-cut must be 0 to 1 and edge-fill border or edge-colour")
         if not 0 <= self.pool_size <= 10000:
             raise ValueError("pool-size must be 0 to 10000")
         check_gan_training(self.lr, self.beta1, self.decay_from, self.gan_mode)
@@ -217,10 +220,10 @@ class CartoonTrainer:
             g = self.setup.generator
             x, lx = jitter(x, lx, g)
             y, ly = jitter(y, ly, g)
-            if o.edge_cut:  # a face cropped tight reaches G with streaked margins (the runner's default padding)
+            if o.edge_cut:  # a face cropped tight reaches G filled as the runner's -O padding fills it
                 from facetool.data.augment import cut_edges
 
-                x = cut_edges(x, g, chance=o.edge_cut)
+                x = cut_edges(x, g, chance=o.edge_cut, fill=o.edge_fill)
         n = min(len(x), len(y))  # the two streams' batches are the same size unless one folder is tiny
         x, lx, y, ly = x[:n], lx[:n], y[:n], ly[:n]
         device = x.device
