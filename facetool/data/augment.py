@@ -262,7 +262,7 @@ def cut_edges(
 
 
 def cut_sides(image: torch.Tensor, cuts: torch.Tensor, fill: str = "border") -> torch.Tensor:
-    r"""Cut each item's sides by the fractions given and repeat the last kept row or column over what was cut.
+    r"""Cut each item's sides by the fractions given and fill what was cut (by default: the kept edge repeated).
 
     Args:
         image: :math:`(B, C, H, W)`.
