@@ -290,11 +290,11 @@ def crop_faces(image: Tensor, matrices: Tensor, size: int, padding_mode: str = "
     batch = matrices.shape[0]
     if image.shape[0] not in (1, batch):
         raise ValueError(f"image batch {image.shape[0]} does not match {batch} matrices")
-    image = image.expand(batch, -1, -1, -1)
-    if padding_mode == "edge-colour":
+    if padding_mode == "edge-colour":  # the photo's median once, not once per face
         crops = crop_faces(image, matrices, size, "border")
         inside = crop_faces(torch.ones_like(image[:, :1]), matrices, size, "zeros")
         return crops * inside + edge_colour(image) * (1 - inside)
+    image = image.expand(batch, -1, -1, -1)
     return warp_affine(
         image,
         matrices.to(image.dtype),

@@ -47,8 +47,8 @@ class CartoonRunOptions:
     tight: float = field(
         default=0.0,
         metadata={
-            "help": "facetool evaluate only: cut each photo's four sides by this fraction, the edge repeated "
-            "(what a photo cropped tight to the face gives)"
+            "help": "facetool evaluate only: cut each photo's four sides by this fraction, filled as -O padding "
+            "says (what a photo cropped tight to the face gives)"
         },
     )
 

@@ -11,10 +11,9 @@ photo is drawn once per hair colour. Metrics:
   over the photo's eye distance. ``nme_photo`` is the same regressor on the photos themselves (how much of
   ``nme`` is the regressor's own error); ``nme_template`` is the avatar template's fixed layout against the
   photos' (what an avatar that ignores the person's layout would score).
-- ``-O tight=F`` cuts each photo's four sides by the fraction F and repeats the edge there, as the crop of a face
-  photographed tight reaches the net, filled as ``facetool stylize`` fills it with the same ``-O padding``;
-  ``tight_change``
-  is then the mean absolute difference, in [0, 1], between each avatar (own hair colour) and the uncut photo's.
+- ``-O tight=F`` cuts each photo's four sides by the fraction F and fills what was cut as ``facetool stylize``
+  fills a crop past the photo with the same ``-O padding`` (a face photographed tight); ``tight_change`` is then
+  the mean absolute difference, in [0, 1], between each avatar (own hair colour) and the uncut photo's.
 - ``fid``: age-net features (the core's offline backbone) of one avatar per photo (the photo's own hair colour)
   against the held-out cartoons given by ``-O cartoons=DIR`` (test split); ``fid_floor`` is the train split's
   cartoons against the same held-out ones, the same count.

@@ -73,7 +73,9 @@ class CartoonTrainOptions:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 0")
         if not 0.5 <= self.heatmap_sigma <= 32 or not 8 <= self.patch <= 128:
             raise ValueError("heatmap-sigma must be 0.5 to 32 and patch 8 to 128")
-        if not 0 <= self.edge_cut <= 1 or self.edge_fill not in ("border", "edge-colour"):
+        from . import PADDINGS
+
+        if not 0 <= self.edge_cut <= 1 or self.edge_fill not in PADDINGS:
             raise ValueError("edge-cut must be 0 to 1 and edge-fill border or edge-colour")
         if not 0 <= self.pool_size <= 10000:
             raise ValueError("pool-size must be 0 to 10000")
