@@ -41,15 +41,15 @@ def domains(tmp_path):
     return photos, cartoons
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_one_training_step_of_every_variant(domains, tmp_path, variant, one_thread):
+@pytest.mark.parametrize(("variant", "pair"), [(v, "photo") for v in VARIANTS] + [("affine", "layout")])
+def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, one_thread):
     from facetool.plugins import get_host
     from facetool.train.loop import run_training
 
     spec = dataclasses.replace(get_host().generators.get("cartoon"), sizes=(SIZE,))
     edge_cut = 1.0 if variant in ("local", "affine") else 0.0  # the tight-crop augmentation, both fills
     options = spec.train.options(variant=variant, g_base=4, g_blocks=1, d_base=4, edge_cut=edge_cut,
-                                 edge_fill="edge-colour" if variant == "affine" else "border")  # fmt: skip
+                                 edge_fill="edge-colour" if variant == "affine" else "border", pair=pair)  # fmt: skip
     run = run_training(spec, tmp_path / variant, data=list(domains), steps=1, batch_size=2, size=SIZE,
                        options=options)  # fmt: skip
     losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])

@@ -1,7 +1,7 @@
 """facetool plugin: landmark-guided CartoonGAN — photo -> cartoon avatar by a CycleGAN whose generator is told the
 hair colour (one-hot at every layer, label-masked critics) and keeps the face's layout: approach A (landmark
 heatmaps in, a landmark-consistency loss through a fine-tuned regressor, three local critics) or approach B
-(cartoons warped onto the photo's landmarks by least-squares affines, a photo-conditioned critic).
+(cartoons warped onto the photo's landmarks by least-squares affines, a critic of cartoons paired with the layout).
 
 :mod:`.net` nets, :mod:`.train` the trainer and its four variants, :mod:`.landmarks` the regressor, :mod:`.affine`
 approach B's alignment, :mod:`.evaluation` the measured scores, :mod:`.hair` the hair colour of photos and avatars.
