@@ -181,7 +181,8 @@ def test_resume_refuses_nets_built_otherwise_than_saved(pairs: Path, tmp_path: P
         self.configs = {"G": {"kind": "toy", "width": 2}, "D": {"kind": "toy"}}
 
     monkeypatch.setattr(ToyTrainer, "__init__", changed_default)
-    with pytest.raises(UsageError, match=r"net G would be built otherwise than it was saved \(width None -> 2\)"):
+    refusal = r"net G would be built otherwise than it was saved \(width None -> 2\): .* branch .*--out NEW -T"
+    with pytest.raises(UsageError, match=refusal):
         run_training(toy_spec(), run, resume=True, steps=3)
     assert seen == [{"G": {"kind": "toy"}, "D": {"kind": "toy"}}]  # the saved configs reach the trainer
     assert read_state(run).step == 2

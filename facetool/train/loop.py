@@ -455,7 +455,9 @@ def run_training(
     )  # fmt: skip
     trainer = train.build(setup)
     if state is not None:
-        hint = ": set the -T options that build it so" if branch_from is not None else ""
+        hint = ": set the -T options that build it so"
+        if branch_from is None:  # a plain resume: a default changed since the run was saved
+            hint = ": a default changed since; continue it as a branch that sets it back (--out NEW -T key=value)"
         _check_configs(f"--resume {origin}", trainer.configs, saved, hint)
     if source is not None:
         source.load_into(trainer, log)
