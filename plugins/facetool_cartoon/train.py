@@ -249,20 +249,20 @@ class CartoonTrainer:
         else:
             cx = cy = torch.zeros(n, dtype=torch.long, device=device)
         out = {"x": to_signed(x), "y": to_signed(y), "lx": lx, "ly": ly, "cx": cx, "cy": cy, "hx": None, "hy": None}
+        size, sigma = (x.shape[-2], x.shape[-1]), o.heatmap_sigma * scale
         if o.uses_landmarks:
             from facetool.nets.layers import gaussian_heatmaps
 
-            size = (x.shape[-2], x.shape[-1])
-            out["hx"] = gaussian_heatmaps(lx, size, o.heatmap_sigma * scale)
-            out["hy"] = gaussian_heatmaps(ly, size, o.heatmap_sigma * scale)
+            out["hx"] = gaussian_heatmaps(lx, size, sigma)
+            out["hy"] = gaussian_heatmaps(ly, size, sigma)
         if o.variant == "affine":
             from facetool.nets.layers import gaussian_heatmaps
 
             from .affine import warp_to_layout
 
             out["y_on_x"] = warp_to_layout(out["y"], ly, lx)[0]
-            layout = gaussian_heatmaps(lx, (x.shape[-2], x.shape[-1]), o.heatmap_sigma * scale) * 2 - 1
-            out["pair"] = out["x"] if o.pair == "photo" else layout
+            # the layout's heatmaps in [-1, 1], the images' range
+            out["pair"] = out["x"] if o.pair == "photo" else gaussian_heatmaps(lx, size, sigma) * 2 - 1
         return out
 
     def _points(self, stream: Mapping[str, Any], role: str) -> torch.Tensor:
