@@ -12,7 +12,7 @@ import torch
 from facetool_cartoon.evaluation import aligned_nme
 from facetool_cartoon.net import ConditionalResnetConfig, ConditionalResnetGenerator
 from facetool_cartoon.runner import CartoonRunner, condition_inputs
-from facetool_cartoon.train import VARIANTS, hair_indices, part_patches
+from facetool_cartoon.train import VARIANTS, CartoonTrainOptions, hair_indices, part_patches
 
 SIZE = 32
 POINTS = [[12.0, 15.0], [20.0, 15.0], [16.0, 19.0], [13.0, 23.0], [19.0, 23.0]]
@@ -41,15 +41,18 @@ def domains(tmp_path):
     return photos, cartoons
 
 
-@pytest.mark.parametrize(("variant", "pair"), [(v, "photo") for v in VARIANTS] + [("affine", "layout")])
-def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, one_thread):
+@pytest.mark.parametrize(
+    ("variant", "pair", "warp"), [(v, "photo", "affine") for v in VARIANTS] + [("affine", "layout", "similarity")]
+)
+def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, warp, one_thread):
     from facetool.plugins import get_host
     from facetool.train.loop import run_training
 
     spec = dataclasses.replace(get_host().generators.get("cartoon"), sizes=(SIZE,))
     edge_cut = 1.0 if variant in ("local", "affine") else 0.0  # the tight-crop augmentation, both fills
     options = spec.train.options(variant=variant, g_base=4, g_blocks=1, d_base=4, edge_cut=edge_cut,
-                                 edge_fill="edge-colour" if variant == "affine" else "border", pair=pair)  # fmt: skip
+                                 edge_fill="edge-colour" if variant == "affine" else "border", pair=pair,
+                                 warp=warp)  # fmt: skip
     run = run_training(spec, tmp_path / variant, data=list(domains), steps=1, batch_size=2, size=SIZE,
                        options=options)  # fmt: skip
     losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
@@ -59,6 +62,12 @@ def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, on
     runner = spec.load(spec.options(hair="grey"), "cpu", run.weights)
     out = runner(torch.rand(2, 3, SIZE, SIZE), torch.tensor([POINTS, POINTS]))
     assert out.shape == (2, 3, SIZE, SIZE) and out.min() >= 0 and out.max() <= 1 and runner.chosen == ["grey"] * 2
+
+
+@pytest.mark.parametrize(("key", "value"), [("pair", "pixels"), ("warp", "perspective"), ("variant", "both")])
+def test_train_options_refuse_an_unknown_choice_by_name(key, value):
+    with pytest.raises(ValueError, match=f"{key} must be one of"):
+        CartoonTrainOptions(**{key: value})
 
 
 def test_hair_labels_map_to_classes_and_unmeasured_hair_counts_as_brown():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from facetool_cartoon.affine import apply_affine, fit_affine, warp_to_layout
+from facetool_cartoon.affine import apply_affine, fit_affine, fit_similarity, warp_to_layout
 from facetool_cartoon.net import (
     ConditionalResnetConfig,
     ConditionalResnetGenerator,
@@ -62,6 +62,28 @@ def test_affine_fit_recovers_a_known_map_and_the_warp_moves_landmarks_there():
     assert abs(col - float(target[0, 0, 0])) <= 1 and abs(row - float(target[0, 0, 1])) <= 1
     with pytest.raises(ValueError, match="K >= 3"):
         fit_affine(source[:, :2], target[:, :2])
+
+
+def test_similarity_fit_recovers_a_known_similarity_and_never_stretches_or_mirrors():
+    source = torch.tensor([[[10.0, 12.0], [22.0, 12.0], [16.0, 20.0], [12.0, 26.0], [20.0, 26.0]]])
+    angle, scale = 0.3, 1.2
+    cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
+    truth = torch.tensor([[[cos, -sin, 4.0], [sin, cos, -3.0]]])
+    assert torch.allclose(fit_similarity(source, apply_affine(truth, source)), truth, atol=1e-4)
+    # a stretched target and a mirrored one: the fit keeps equal axes and a positive determinant
+    for linear in ([[1.4, 0.0], [0.0, 0.8]], [[-1.0, 0.0], [0.0, 1.0]]):
+        target = source @ torch.tensor(linear).T + 2.0
+        fitted = fit_similarity(source, target)[0, :, :2]
+        gram = fitted @ fitted.T
+        assert torch.allclose(gram, gram[0, 0] * torch.eye(2), atol=1e-4) and torch.linalg.det(fitted) > 0
+        # least squares: nudging the fitted map does not bring the points closer
+        best = (apply_affine(fit_similarity(source, target), source) - target).pow(2).sum()
+        nudged = fit_similarity(source, target) + torch.tensor([[[0.0, 0.0, 0.1], [0.0, 0.0, 0.0]]])
+        assert best <= (apply_affine(nudged, source) - target).pow(2).sum()
+    warped, matrices = warp_to_layout(torch.rand(1, 3, 40, 40), source, apply_affine(truth, source), "similarity")
+    assert warped.shape == (1, 3, 40, 40) and torch.allclose(matrices, truth, atol=1e-4)
+    with pytest.raises(ValueError, match="warp must be"):
+        warp_to_layout(torch.rand(1, 3, 40, 40), source, source, "perspective")
 
 
 def test_the_regressor_gives_pixel_points_with_gradient_to_the_image(one_thread):
