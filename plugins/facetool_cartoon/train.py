@@ -11,8 +11,9 @@
               pairs with the photo's pixels instead, as first built: that critic can also tell a fake by what it
               keeps of the photo (a real warped cartoon shares only the layout with it), and at equal budget it
               measured worse landmark NME and FID and drew noisier avatars (model card, "Approach B's critic").
-              ``-T warp=similarity`` moves the cartoons by rotation, one scale and shift only: the affine between
-              two faces' 5 points stretches a cartoon along one axis (1.23× median) for a small gain in fit.
+              ``-T warp=similarity`` moves the cartoons by rotation, one scale and shift only (the affine between
+              two faces' 5 points stretches a cartoon along one axis, 1.23× median); at equal budget it measured no
+              better than the affine (model card, "Approach B to 8000 steps").
 
 Hair labels (decided where the paper is silent): the photo -> cartoon generator is asked for the hair colour of the
 cartoon drawn in the same batch (cartoons are balanced over the 4 colours, the photos are not: half are brown), and
