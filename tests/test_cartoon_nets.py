@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from facetool_cartoon.affine import apply_affine, fit_affine, fit_similarity, warp_to_layout
+from facetool_cartoon.affine import apply_affine, fit_affine, warp_to_layout
 from facetool_cartoon.net import (
     ConditionalResnetConfig,
     ConditionalResnetGenerator,
@@ -14,6 +14,7 @@ from facetool_cartoon.net import (
     LabelMaskedPatchGANConfig,
 )
 
+from facetool.align import umeyama as fit_similarity
 from facetool.nets.layers import gaussian_heatmaps
 
 
