@@ -4,8 +4,10 @@ a similarity (rotation, one scale, shift) is the option that does not stretch th
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch loads with the first fit, not when the options check a warp's name
+    from torch import Tensor
 
 #: The maps ``warp_to_layout`` can fit.
 WARPS = ("affine", "similarity")
@@ -17,6 +19,8 @@ def fit_affine(source: Tensor, target: Tensor) -> Tensor:
     nearly collinear: the minimum-norm solution)."""
     if source.shape != target.shape or source.shape[-2] < 3 or source.shape[-1] != 2:
         raise ValueError(f"need (B, K >= 3, 2) point pairs, got {tuple(source.shape)} and {tuple(target.shape)}")
+    import torch
+
     ones = torch.ones_like(source[..., :1])
     design = torch.cat([source, ones], dim=-1)  # (B, K, 3)
     solution = torch.linalg.pinv(design) @ target  # (B, 3, 2)
