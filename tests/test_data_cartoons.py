@@ -316,6 +316,59 @@ def test_augment_keeps_points_inside_when_it_can():
     assert moved[..., 0].min() >= 1.0 - 1e-4 and moved[..., 0].max() <= 62.0 + 1e-4
 
 
+def _centroid(image, x, y, radius=4):
+    """Brightness-weighted centre of the window around (x, y) of a (H, W) image."""
+    import torch
+
+    x0, y0 = max(int(round(x)) - radius, 0), max(int(round(y)) - radius, 0)
+    window = image[y0 : y0 + 2 * radius + 1, x0 : x0 + 2 * radius + 1].clamp_min(0)
+    ys, xs = torch.meshgrid(torch.arange(window.shape[0]).float() + y0, torch.arange(window.shape[1]).float() + x0,
+                            indexing="ij")  # fmt: skip
+    return float((window * xs).sum() / window.sum()), float((window * ys).sum() / window.sum())
+
+
+def test_tps_warp_puts_each_dot_on_its_target_and_keeps_the_frame():
+    import torch
+
+    from facetool.data.augment import tps_warp
+
+    height, width = 65, 73  # odd: the edge midpoints the warp holds fall on pixels
+    source = torch.tensor([[[20.0, 24.0], [50.0, 24.0], [35.0, 44.0]]])
+    target = torch.tensor([[[16.0, 26.0], [55.0, 22.0], [35.0, 47.5]]])  # eyes apart, the mouth down
+    out = tps_warp(_dots(source, height, width), source, target)
+    for x, y in target[0].tolist():
+        cx, cy = _centroid(out[0, 0], x, y)
+        assert math.hypot(cx - x, cy - y) < 0.4
+    ramp = torch.arange(width, dtype=torch.float32).expand(1, 1, height, width).clone()
+    bent = tps_warp(ramp, source, target)
+    for y, x in [(0, 0), (0, 36), (0, 72), (32, 0), (32, 72), (64, 0), (64, 36), (64, 72)]:
+        assert abs(bent[0, 0, y, x] - x) < 0.05  # the frame's corners and midpoints stay put
+    assert (bent[0, 0, [0, -1]] - ramp[0, 0, [0, -1]]).abs().max() < 1.5  # its edges move little (parts ≤ 5 px)
+    assert torch.allclose(tps_warp(ramp, source, source), ramp, atol=1e-3)  # nothing asked, nothing moves
+
+
+def test_move_parts_moves_each_dot_with_its_own_point():
+    import pytest
+    import torch
+
+    from facetool.data.augment import move_parts
+
+    points = torch.tensor([[[20.0, 24.0], [44.0, 24.0], [32.0, 44.0]]]).repeat(40, 1, 1)
+    out, moved = move_parts(_dots(points, 64, 64), points, torch.Generator().manual_seed(0), sigma=3.0)
+    offsets = moved - points
+    assert offsets.abs().max() <= 7.5 + 1e-5 and offsets.std() > 2.0  # sd 3, clipped at 2.5 sd
+    spread = (offsets[:, 1, 0] - offsets[:, 0, 0]).std()
+    assert spread > 3.0  # the eyes move apart and together, not as one
+    for b in range(0, 40, 7):
+        for x, y in moved[b].tolist():
+            cx, cy = _centroid(out[b, 0], x, y)
+            assert math.hypot(cx - x, cy - y) < 0.6
+    again, _ = move_parts(_dots(points, 64, 64), points, torch.Generator().manual_seed(0), sigma=3.0)
+    assert torch.equal(out, again)
+    with pytest.raises(ValueError, match="float"):
+        move_parts((out * 255).to(torch.uint8), points)
+
+
 def test_cli_makes_cartoons_and_rejects_bad_styles(tmp_path):
     from typer.testing import CliRunner
 

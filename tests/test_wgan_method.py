@@ -157,6 +157,8 @@ def test_predictor_trains_and_round_trips(cartoons, tmp_path, one_thread):
     assert record["train_items"] == 10 and np.isfinite(record["test_error"]) and record["colour"] is False
     coloured, record_c = train_predictor(cartoons, steps=3, batch=4, size=SIZE, colour=True)
     assert record_c["colour"] is True and record_c["test_error"] != record["test_error"]  # other images seen
+    _, record_p = train_predictor(cartoons, steps=3, batch=4, size=SIZE, parts=3.0)
+    assert record_p["parts"] == 3.0 and record_p["test_error"] != record["test_error"]  # parts moved on their own
     path = tmp_path / "p.safetensors"
     save_predictor(predictor, path, record)
     loaded = load_predictor(path)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from facetool_wgan_landmark import DEFAULT_LAYOUT
 from facetool_wgan_landmark.predictor import check_predictor_path, load_predictor
@@ -114,8 +113,22 @@ def test_faces_follow_a_layout_moved_away_from_the_mean(tmp_path):
     assert shift[:, 1].mean() > 4  # the parts went down (asked 7.7 px)
 
 
-@pytest.mark.xfail(strict=True, reason="known: the eyes follow a wider layout by ~3 px of the 8.4 asked (card)")
-def test_the_eyes_follow_a_wider_layout(tmp_path):
-    _, found = _moved_faces(tmp_path)
-    shift = (found["moved"] - found["mean"]).mean(dim=0)
-    assert shift[1, 0] - shift[0, 0] > 4
+def test_the_eyes_follow_a_wider_layout_as_far_as_a_predictor_can_see(tmp_path):
+    """The predictors read eyes partly off the head's outline: on real test cartoons bent so that only the eyes sit
+    8.4 px wider apart, the check predictor sees 3.2 px of it (card). So the faces asked for wider eyes are held to
+    the generator's own faces drawn for the mean layout and then bent exactly onto the moved one: the same reader
+    must see the eyes at least 0.8 of that much wider (the shipped file: 1.2×; a generator that drew the mean
+    layout's eyes and let the warp scale them: 0.4×)."""
+    from facetool.data.augment import tps_warp
+
+    moved, found = _moved_faces(tmp_path)
+    mean_faces = _images(tmp_path / "mean")
+    bent = tps_warp(mean_faces, _points(DEFAULT_LAYOUT).expand(8, -1, -1), _points(moved).expand(8, -1, -1))
+    with torch.inference_mode():
+        exact = load_predictor(check_predictor_path())(bent)
+
+    def wider(points):  # how much further apart the eyes are than on the mean-layout faces, px
+        return ((points[:, 1, 0] - points[:, 0, 0]) - (found["mean"][:, 1, 0] - found["mean"][:, 0, 0])).mean()
+
+    assert wider(exact) > 1.5, wider(exact)  # the ruler sees an exact move at all
+    assert wider(found["moved"]) > 0.8 * wider(exact), (wider(found["moved"]), wider(exact))

@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["apply_affine", "augment", "color_jitter", "cut_edges", "cut_sides", "random_affine", "transform_points"]
+__all__ = [
+    "apply_affine", "augment", "color_jitter", "cut_edges", "cut_sides", "move_parts", "random_affine", "tps_warp",
+    "transform_points",
+]  # fmt: skip
 
 
 def random_affine(
@@ -178,6 +181,70 @@ def augment(
         dtype=points.dtype if points.is_floating_point() else None,
     )
     return apply_affine(image, points, matrices, padding_mode, fill_value)
+
+
+def tps_warp(image: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""Bend each image so that its ``source`` points land on ``target``, its four corners and edge midpoints fixed.
+
+    A thin-plate spline (kornia) through the points and the 8 border anchors: the picture moves smoothly, most near
+    the points that moved, and its frame not at all.
+
+    Args:
+        image: :math:`(B, C, H, W)` float.
+        source: :math:`(B, N, 2)` pixels (centres at integers) of parts in ``image``.
+        target: :math:`(B, N, 2)` where each should be after the warp.
+
+    Returns:
+        :math:`(B, C, H, W)`; a part drawn at ``source[b, k]`` now sits at ``target[b, k]``.
+    """
+    import torch
+    from kornia.geometry.transform import get_tps_transform, warp_image_tps
+
+    batch, _, height, width = image.shape
+    w, h = width - 1, height - 1
+    frame = [[0, 0], [w / 2, 0], [w, 0], [0, h / 2], [w, h / 2], [0, h], [w / 2, h], [w, h]]
+    anchors = torch.tensor(frame, device=image.device, dtype=image.dtype).expand(batch, -1, -1)
+    scale = torch.tensor([2 / w, 2 / h], device=image.device, dtype=image.dtype)
+
+    def unit(points: torch.Tensor) -> torch.Tensor:  # the corner-aligned frame of grid_sample(align_corners=True)
+        return torch.cat([points.to(image.dtype), anchors], 1) * scale - 1
+
+    # warp_image_tps maps each output pixel back to where it samples from: the spline is fitted target -> source.
+    kernel, affine = get_tps_transform(unit(target), unit(source))
+    return warp_image_tps(image, unit(source), kernel, affine, align_corners=True, padding_mode="border")
+
+
+def move_parts(
+    image: torch.Tensor,
+    points: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    sigma: float = 3.0,
+    max_move: float = 2.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Move each landmark on its own by a random offset and bend the image with it (:func:`tps_warp`).
+
+    :func:`augment` moves all points by one similarity, so the distance between the eyes always scales with the
+    head: a landmark net trained only on that can read the eyes off the head's outline and barely see eyes that sit
+    wider on the same head. With parts moved apart, closer, up and down on their own it must look at the parts.
+
+    Args:
+        image: :math:`(B, C, H, W)` float.
+        points: :math:`(B, N, 2)` landmark pixels.
+        generator: torch generator (CPU) for reproducible draws.
+        sigma: the offsets' standard deviation, px per axis.
+        max_move: offsets clipped at this many ``sigma``, so neighbouring parts keep their order.
+
+    Returns:
+        (image :math:`(B, C, H, W)`, points :math:`(B, N, 2)`).
+    """
+    import torch
+
+    if image.ndim != 4 or points.ndim != 3 or points.shape[0] != image.shape[0] or not image.is_floating_point():
+        raise ValueError(f"move_parts wants float (B, C, H, W) and (B, N, 2), got {image.shape}, {points.shape}")
+    offsets = (torch.randn(points.shape, generator=generator) * sigma).clamp(-max_move * sigma, max_move * sigma)
+    moved = points + offsets.to(points.device, points.dtype)
+    return tps_warp(image, points, moved), moved
 
 
 def color_jitter(

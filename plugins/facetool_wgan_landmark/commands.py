@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
         colour: bool = typer.Option(
             False, "--colour/--no-colour", help="Also draw any hue, saturation and grey: it reads parts by shape."
         ),
+        parts: float = typer.Option(
+            0.0, "--parts", min=0.0, max=8.0, help="Also move each point on its own by this many px (sd)."
+        ),
     ) -> None:
         import json
         import time
@@ -36,7 +39,8 @@ def register(app: typer.Typer) -> None:
         if output.suffix != ".safetensors":
             raise UsageError("--output must end in .safetensors")
         start = time.time()
-        predictor, record = train_predictor(cartoons, steps=steps, seed=seed, colour=colour, log=typer.echo)
+        predictor, record = train_predictor(cartoons, steps=steps, seed=seed, colour=colour, parts=parts,
+                                            log=typer.echo)  # fmt: skip
         record["wall_s"] = round(time.time() - start)
         save_predictor(predictor, output, record)
         typer.echo(json.dumps(record))

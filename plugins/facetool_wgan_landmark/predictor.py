@@ -48,12 +48,13 @@ def _load_split(folder: Path, split: str | None, size: int) -> tuple[Tensor, Ten
 
 
 def train_predictor(cartoons: str | Path, *, steps: int = 2000, batch: int = 32, lr: float = 1e-3, size: int = 128,
-                    seed: int = 0, colour: bool = False, log: Any = None,
+                    seed: int = 0, colour: bool = False, parts: float = 0.0, log: Any = None,
                     ) -> tuple[LandmarkPredictor, dict[str, Any]]:  # fmt: skip
     """Train P on a cartoon folder's train split (augmented: rotate / zoom / shift with the points, mirror; with
-    ``colour`` also any hue, saturation, brightness, contrast and grey) and measure its layout error on the test
-    split. Returns (P in eval mode, record)."""
-    from facetool.data.augment import augment, color_jitter
+    ``colour`` also any hue, saturation, brightness, contrast and grey; with ``parts`` > 0 each point first moved on
+    its own by that many px, sd, the image bent with it) and measure its layout error on the test split. Returns
+    (P in eval mode, record)."""
+    from facetool.data.augment import augment, color_jitter, move_parts
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -66,7 +67,10 @@ def train_predictor(cartoons: str | Path, *, steps: int = 2000, batch: int = 32,
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     for step in range(1, steps + 1):
         pick = torch.randint(0, len(train_x), (batch,), generator=generator)
-        images, points = augment(train_x[pick], train_l[pick], generator)
+        images, points = train_x[pick], train_l[pick]
+        if parts:  # P then reads each part where it is, not where the head's outline says it should be (card)
+            images, points = move_parts(images, points, generator, sigma=parts)
+        images, points = augment(images, points, generator)
         flip = torch.rand(batch, generator=generator) < 0.5
         images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         points = torch.where(flip[:, None, None], mirror_layout(points, size), points)
@@ -82,8 +86,8 @@ def train_predictor(cartoons: str | Path, *, steps: int = 2000, batch: int = 32,
     predictor.eval()
     with torch.no_grad():
         error = layout_error(predictor(test_x), test_l, size)
-    record = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "colour": colour, "train_items": len(train_x),
-              "test_items": len(test_x), "test_error": round(error.mean().item(), 5),
+    record = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "colour": colour, "parts": parts,
+              "train_items": len(train_x), "test_items": len(test_x), "test_error": round(error.mean().item(), 5),
               "test_error_px": round(error.mean().item() * size, 3), "size": size}  # fmt: skip
     return predictor, record
 
