@@ -3,6 +3,8 @@
 A draw is a similarity about the image centre — rotation, zoom, shift — so the landmark labels stay exact: the
 image is resampled with kornia's ``warp_affine`` and the points go through the very same (B, 2, 3) matrix.
 Pixel convention of :mod:`facetool.align`: pixel centres at integers, ``warp_affine(..., align_corners=True)``.
+:func:`move_parts` moves each point on its own instead, the image bent with it by a thin-plate spline
+(:func:`tps_warp`). Colour (:func:`color_jitter`) and cut-off sides (:func:`cut_edges`) leave the points alone.
 
 Example::
 
@@ -187,7 +189,7 @@ def tps_warp(image: torch.Tensor, source: torch.Tensor, target: torch.Tensor) ->
     r"""Bend each image so that its ``source`` points land on ``target``, its four corners and edge midpoints fixed.
 
     A thin-plate spline (kornia) through the points and the 8 border anchors: the picture moves smoothly, most near
-    the points that moved, and its frame not at all.
+    the points that moved; the anchors stay put and the edges between them move little.
 
     Args:
         image: :math:`(B, C, H, W)` float.
