@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from facetool_cartoon.affine import apply_affine, fit_affine, warp_to_layout
+from facetool_cartoon.affine import fit_affine, warp_to_layout
 from facetool_cartoon.net import (
     ConditionalResnetConfig,
     ConditionalResnetGenerator,
@@ -14,6 +14,7 @@ from facetool_cartoon.net import (
     LabelMaskedPatchGANConfig,
 )
 
+from facetool.align import transform_points
 from facetool.align import umeyama as fit_similarity
 from facetool.nets.layers import gaussian_heatmaps
 
@@ -54,7 +55,7 @@ def test_heatmaps_peak_at_the_points():
 def test_affine_fit_recovers_a_known_map_and_the_warp_moves_landmarks_there():
     truth = torch.tensor([[[1.1, 0.2, 3.0], [-0.1, 0.9, -2.0]]])
     source = torch.tensor([[[10.0, 12.0], [22.0, 12.0], [16.0, 20.0], [12.0, 26.0], [20.0, 26.0]]])
-    target = apply_affine(truth, source)
+    target = transform_points(source, truth)
     assert torch.allclose(fit_affine(source, target), truth, atol=1e-4)
     image = torch.zeros(1, 1, 40, 40)
     image[0, 0, 12, 10] = 1.0  # a dot on the first landmark
@@ -70,7 +71,7 @@ def test_similarity_fit_recovers_a_known_similarity_and_never_stretches_or_mirro
     angle, scale = 0.3, 1.2
     cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
     truth = torch.tensor([[[cos, -sin, 4.0], [sin, cos, -3.0]]])
-    assert torch.allclose(fit_similarity(source, apply_affine(truth, source)), truth, atol=1e-4)
+    assert torch.allclose(fit_similarity(source, transform_points(source, truth)), truth, atol=1e-4)
     # a stretched target and a mirrored one: the fit keeps equal axes and a positive determinant
     for linear in ([[1.4, 0.0], [0.0, 0.8]], [[-1.0, 0.0], [0.0, 1.0]]):
         target = source @ torch.tensor(linear).T + 2.0
@@ -78,10 +79,10 @@ def test_similarity_fit_recovers_a_known_similarity_and_never_stretches_or_mirro
         gram = fitted @ fitted.T
         assert torch.allclose(gram, gram[0, 0] * torch.eye(2), atol=1e-4) and torch.linalg.det(fitted) > 0
         # least squares: nudging the fitted map does not bring the points closer
-        best = (apply_affine(fit_similarity(source, target), source) - target).pow(2).sum()
+        best = (transform_points(source, fit_similarity(source, target)) - target).pow(2).sum()
         nudged = fit_similarity(source, target) + torch.tensor([[[0.0, 0.0, 0.1], [0.0, 0.0, 0.0]]])
-        assert best <= (apply_affine(nudged, source) - target).pow(2).sum()
-    warped, matrices = warp_to_layout(torch.rand(1, 3, 40, 40), source, apply_affine(truth, source), "similarity")
+        assert best <= (transform_points(source, nudged) - target).pow(2).sum()
+    warped, matrices = warp_to_layout(torch.rand(1, 3, 40, 40), source, transform_points(source, truth), "similarity")
     assert warped.shape == (1, 3, 40, 40) and torch.allclose(matrices, truth, atol=1e-4)
     with pytest.raises(ValueError, match="warp must be"):
         warp_to_layout(torch.rand(1, 3, 40, 40), source, source, "perspective")

@@ -27,11 +27,6 @@ def fit_affine(source: Tensor, target: Tensor) -> Tensor:
     return solution.transpose(-1, -2)
 
 
-def apply_affine(matrices: Tensor, points: Tensor) -> Tensor:
-    """matrices (B, 2, 3), points (B, K, 2) -> (B, K, 2)."""
-    return points @ matrices[..., :2].transpose(-1, -2) + matrices[..., 2].unsqueeze(-2)
-
-
 def warp_to_layout(image: Tensor, source: Tensor, target: Tensor, kind: str = "affine") -> tuple[Tensor, Tensor]:
     """Warp images (B, C, H, W) so their landmarks ``source`` land as near ``target`` as a map of ``kind`` (one of
     ``WARPS``) allows; returns (warped images, the (B, 2, 3) matrices). Pixels from outside the image take the
