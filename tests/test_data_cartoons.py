@@ -192,6 +192,17 @@ def _dots(points, height, width, sigma=1.2):
     return image
 
 
+def _centroid(image, x, y, radius=4):
+    """Brightness-weighted centre of the window around (x, y) of a (H, W) image."""
+    import torch
+
+    x0, y0 = max(int(round(x)) - radius, 0), max(int(round(y)) - radius, 0)
+    window = image[y0 : y0 + 2 * radius + 1, x0 : x0 + 2 * radius + 1].clamp_min(0)
+    ys, xs = torch.meshgrid(torch.arange(window.shape[0]).float() + y0, torch.arange(window.shape[1]).float() + x0,
+                            indexing="ij")  # fmt: skip
+    return float((window * xs).sum() / window.sum()), float((window * ys).sum() / window.sum())
+
+
 def test_augment_moves_a_dot_with_its_point():
     import torch
 
@@ -211,12 +222,7 @@ def test_augment_moves_a_dot_with_its_point():
             iy, ix = divmod(int(window.argmax()), window.shape[1])
             assert math.hypot(max(x0 - 4, 0) + ix - x, max(y0 - 4, 0) + iy - y) <= 1.0
             # and the blob's centroid agrees to a fraction of a pixel
-            ys, xs = torch.meshgrid(
-                torch.arange(max(y0 - 4, 0), max(y0 - 4, 0) + window.shape[0]).float(),
-                torch.arange(max(x0 - 4, 0), max(x0 - 4, 0) + window.shape[1]).float(),
-                indexing="ij",
-            )
-            cx, cy = float((window * xs).sum() / window.sum()), float((window * ys).sum() / window.sum())
+            cx, cy = _centroid(out[b, 0], x, y)
             assert math.hypot(cx - x, cy - y) < 0.3
 
 
@@ -314,17 +320,6 @@ def test_augment_keeps_points_inside_when_it_can():
                       points=points, margin=1.0)  # fmt: skip
     moved = transform_points(points, m)
     assert moved[..., 0].min() >= 1.0 - 1e-4 and moved[..., 0].max() <= 62.0 + 1e-4
-
-
-def _centroid(image, x, y, radius=4):
-    """Brightness-weighted centre of the window around (x, y) of a (H, W) image."""
-    import torch
-
-    x0, y0 = max(int(round(x)) - radius, 0), max(int(round(y)) - radius, 0)
-    window = image[y0 : y0 + 2 * radius + 1, x0 : x0 + 2 * radius + 1].clamp_min(0)
-    ys, xs = torch.meshgrid(torch.arange(window.shape[0]).float() + y0, torch.arange(window.shape[1]).float() + x0,
-                            indexing="ij")  # fmt: skip
-    return float((window * xs).sum() / window.sum()), float((window * ys).sum() / window.sum())
 
 
 def test_tps_warp_puts_each_dot_on_its_target_and_keeps_the_frame():
