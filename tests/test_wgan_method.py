@@ -225,6 +225,7 @@ def test_evaluate_measures_layout_error_and_fid(cartoons, tmp_path, monkeypatch,
     save_predictor(p, tmp_path / "p.safetensors", record)
     monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
     monkeypatch.setattr(predictor_module, "check_predictor_path", lambda: tmp_path / "p.safetensors")
+    monkeypatch.setattr(predictor_module, "parts_predictor_path", lambda: tmp_path / "p.safetensors")
     config = LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, layout_points=6)
     weights = export_weights(tmp_path / "g.safetensors", {"G": LayoutGenerator(config)}, torch.float32,
                              TrainState(method="wgan-landmark", configs={"G": config}))  # fmt: skip
@@ -243,12 +244,20 @@ def test_evaluate_measures_layout_error_and_fid(cartoons, tmp_path, monkeypatch,
     assert done.exit_code == 0, done.output
     metrics = json.loads(done.stdout)["metrics"]
     assert metrics["layout_error"] > 0 and metrics["layout_error_real"] > 0 and np.isfinite(metrics["fid"])
-    assert metrics["layout_error_check"] == pytest.approx(metrics["layout_error"])  # the same predictor twice
+    assert metrics["layout_error_check"] == pytest.approx(metrics["layout_error"])  # the same predictor thrice
+    assert metrics["layout_error_parts"] == pytest.approx(metrics["layout_error"])
+    # An untrained reader may see no exact move at all (then None): here only that the layout generator gets them.
+    assert {"follow_eyes", "follow_nose", "follow_mouth"} <= metrics.keys(), metrics
 
 
 @pytest.mark.parametrize(
     ("which", "bound"),
-    [("shipped_predictor_path", 0.015), ("colour_predictor_path", 0.016), ("check_predictor_path", 0.025)],
+    [
+        ("shipped_predictor_path", 0.015),
+        ("colour_predictor_path", 0.016),
+        ("check_predictor_path", 0.025),
+        ("parts_predictor_path", 0.016),
+    ],
 )
 def test_the_shipped_predictors_are_small_and_the_card_states_their_held_out_error(which, bound):
     from facetool_wgan_landmark import predictor as predictor_module

@@ -2,7 +2,8 @@
 follows a requested layout — ``facetool generate --method wgan-landmark [--landmarks FILE | --like IMAGE]``.
 
 :mod:`.net` generator / critic / predictor, :mod:`.train` the three variants (plain, the paper's loss, ours),
-:mod:`.predictor` the landmark predictors, :mod:`.evaluation` Table I. The shipped generator is a CPU preview
+:mod:`.predictor` the landmark predictors, :mod:`.evaluation` Table I
+(:mod:`.follow`: does each part follow its own point). The shipped generator is a CPU preview
 (``weights/wgan-landmark.safetensors``: it follows layouts, its faces are still rough; weights/MODEL_CARD.md).
 """
 

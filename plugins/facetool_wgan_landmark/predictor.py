@@ -29,6 +29,12 @@ def check_predictor_path() -> Path:
     return Path(__file__).parent / "weights" / "predictor-check.safetensors"
 
 
+def parts_predictor_path() -> Path:
+    """P's recipe with each part also moved on its own (``--parts 3``): it reads a part where it is drawn rather than
+    where the head's outline puts it (P does not see a nose moved alone), so the evaluation's part readings use it."""
+    return Path(__file__).parent / "weights" / "predictor-parts.safetensors"
+
+
 def _load_split(folder: Path, split: str | None, size: int) -> tuple[Tensor, Tensor]:
     from facetool.data.datasets import ManifestDataset
 
