@@ -1,9 +1,10 @@
-"""The avatar cut-out: plain background clear, head opaque, islands away from the face dropped."""
+"""The avatar cut-out: plain background clear, head opaque, islands away from the face dropped; the background
+flattened to one colour with the head, the island and a background-coloured face left as drawn."""
 
 from __future__ import annotations
 
 import torch
-from facetool_cartoon.cutout import avatar_alpha
+from facetool_cartoon.cutout import FACE_ELLIPSE, avatar_alpha, ellipse, flatten_background
 
 
 def _avatar(size: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -35,3 +36,23 @@ def test_pale_face_on_pale_background_keeps_the_face():
     alpha = avatar_alpha(pale)[0, 0]
     assert alpha[64, 64] > 0.95 and alpha[70, 50] > 0.95
     assert alpha[:10].max() < 0.05 and alpha[:, :10].max() < 0.05
+
+
+def test_flattened_background_is_one_colour_and_the_rest_is_as_drawn():
+    image, head, island = _avatar()
+    flat = flatten_background(image)[0]
+    corner = flat[:, :20, :20].flatten(1)
+    assert corner.std(dim=1).max() < 1e-3  # the grain is gone from the plain background
+    assert torch.allclose(corner.mean(dim=1), torch.tensor([0.95, 0.82, 0.86]), atol=0.02)
+    assert image[0, :, :20, :20].flatten(1).std(dim=1).min() > 0.03  # (it was grainy)
+    assert torch.equal(flat[:, head], image[0][:, head])  # head and island: not of the background's colour
+    assert torch.equal(flat[:, island], image[0][:, island])
+
+
+def test_a_face_of_the_background_colour_is_not_flattened():
+    grain = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(1)) * 0.03
+    pale = (torch.full((1, 3, 128, 128), 0.9) + grain).clamp(0, 1)
+    flat = flatten_background(pale)
+    face = ellipse(128, FACE_ELLIPSE, 0.02) > 0.999
+    assert torch.equal(flat[0][:, face], pale[0][:, face])
+    assert flat[0, :, :10, :10].flatten(1).std(dim=1).max() < 1e-3

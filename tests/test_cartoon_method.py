@@ -167,12 +167,16 @@ def test_hair_and_variant_flags_are_the_method_settings_and_others_refuse_them(t
     assert result.exit_code == 2 and "hair must be one of" in result.stderr
     result = CliRunner().invoke(app, ["stylize", str(image), "--method", "cartoon", "-O", "padding=mirror"])
     assert result.exit_code == 2 and "padding must be one of" in result.stderr
+    result = CliRunner().invoke(app, ["stylize", str(image), "--method", "cartoon", "-O", "background=white"])
+    assert result.exit_code == 2 and "background must be one of" in result.stderr
     from facetool.plugins import get_host
 
     spec = get_host().generators.get("cartoon")
     runner = spec.load(spec.options(padding="edge-colour"), "cpu", None)
     assert runner.crop_padding == "edge-colour" and spec.load(None, "cpu", None).crop_padding == "border"
     assert spec.network(spec.options(padding="edge-colour"), None).crop_padding == "edge-colour"
+    assert spec.load(None, "cpu", None).plain_background  # the default: speckle painted over
+    assert not spec.load(spec.options(background="drawn"), "cpu", None).plain_background
 
 
 def test_evaluate_measures_hair_landmarks_and_fid_of_a_tiny_net(domains, tmp_path, one_thread):
@@ -199,7 +203,8 @@ def test_evaluate_measures_hair_landmarks_and_fid_of_a_tiny_net(domains, tmp_pat
                                                               ("black", "brown", "blonde", "grey")]))  # fmt: skip
     assert metrics["hair_meter_accuracy"] >= 0.9  # the shipped meter's record on held-out cartoons
     assert metrics["nme"] > 0 and metrics["nme_photo"] > 0 and metrics["nme_template"] > 0
-    assert np.isfinite(metrics["fid"]) and (tmp_path / "eval" / "grid.png").is_file()
+    assert np.isfinite(metrics["fid"]) and np.isfinite(metrics["fid_plain"])
+    assert (tmp_path / "eval" / "grid.png").is_file()
     assert "tight_change" not in metrics
     without = CliRunner().invoke(build_app(), args)
     assert without.exit_code == 0 and json.loads(without.stdout)["metrics"]["fid"] is None

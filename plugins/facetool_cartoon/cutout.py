@@ -35,6 +35,24 @@ def background_colour(images: Tensor, ring: int) -> Tensor:
     return torch.cat([top, sides, right], dim=2).median(dim=2).values
 
 
+def plain_region(avatars: Tensor, tolerance: float = 0.16) -> tuple[Tensor, Tensor]:
+    """The avatars' plain background: ((B, 1, S, S) binary mask, (B, 3) its colour).
+
+    The pixels connected to the crop's border whose colour (lightly blurred: the grain is not an edge) stays within
+    ``tolerance`` (RGB distance) of the border's median colour."""
+    import kornia
+
+    size = avatars.shape[-1]
+    sigma = max(0.5, size / 128)
+    smooth = kornia.filters.gaussian_blur2d(avatars, (5, 5), (sigma, sigma))
+    colour = background_colour(smooth, max(2, size // 32))
+    candidate = ((smooth - colour[:, :, None, None]).norm(dim=1, keepdim=True) < tolerance).float()
+    edge = torch.zeros_like(candidate)
+    rim = max(1, size // 64)
+    edge[..., :rim, :] = edge[..., -rim:, :] = edge[..., :, :rim] = edge[..., :, -rim:] = 1
+    return grow(edge * candidate, candidate), colour
+
+
 def avatar_alpha(avatars: Tensor, tolerance: float = 0.16) -> Tensor:
     """Paste-back mask of generated avatars.
 
@@ -49,19 +67,30 @@ def avatar_alpha(avatars: Tensor, tolerance: float = 0.16) -> Tensor:
 
     size = avatars.shape[-1]
     sigma = max(0.5, size / 128)
-    smooth = kornia.filters.gaussian_blur2d(avatars, (5, 5), (sigma, sigma))  # the avatars' grain is not an edge
-    colour = background_colour(smooth, max(2, size // 32))
-    candidate = ((smooth - colour[:, :, None, None]).norm(dim=1, keepdim=True) < tolerance).float()
-    edge = torch.zeros_like(candidate)
-    rim = max(1, size // 64)
-    edge[..., :rim, :] = edge[..., -rim:, :] = edge[..., :, :rim] = edge[..., :, -rim:] = 1
-    background = grow(edge * candidate, candidate)
+    background, _ = plain_region(avatars, tolerance)
     kernel = torch.ones(9, 9, device=avatars.device)
     keep = kornia.morphology.closing(1 - background, kernel)  # fill the notches the grain leaves in the outline
     face = ellipse(size, FACE_ELLIPSE, 0.02, avatars.device).expand_as(keep)
     keep = grow(face, torch.maximum(keep, face))  # only what touches the face: no islands of photo hair
     alpha = keep * ellipse(size, HEAD_ELLIPSE, 0.08, avatars.device)
     return kornia.filters.gaussian_blur2d(alpha, (9, 9), (2 * sigma, 2 * sigma)).clamp(0, 1)
+
+
+def flatten_background(avatars: Tensor, tolerance: float = 0.16) -> Tensor:
+    """(B, 3, S, S) avatars in [0, 1] -> the same with their plain background painted one colour.
+
+    The nets draw the cartoons' plain backgrounds speckled (16 base channels, CPU-trained: the model card); the
+    region is found as :func:`plain_region` finds it and filled with its median colour, with a soft edge so the
+    head's outline is not cut. Head, hair, shoulders — anything not of the background's colour — stay as drawn, and
+    so does the template's face oval whatever its colour (a face as pale or dark as its background)."""
+    import kornia
+
+    size = avatars.shape[-1]
+    sigma = max(0.5, size / 128)
+    background, colour = plain_region(avatars, tolerance)
+    background = background * (1 - ellipse(size, FACE_ELLIPSE, 0.02, avatars.device))
+    soft = kornia.filters.gaussian_blur2d(background, (5, 5), (sigma, sigma)) * background  # soft inside only
+    return avatars * (1 - soft) + colour[:, :, None, None] * soft
 
 
 def grow(seeds: Tensor, within: Tensor) -> Tensor:

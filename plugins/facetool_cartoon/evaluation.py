@@ -56,6 +56,7 @@ def measure(net: Any, request: Any) -> Any:
     from facetool.metrics.fid import fid_from_features
     from facetool.models.common import net_record
 
+    from .cutout import flatten_background
     from .hair import avatar_hair, load_meter, shipped_meter_path
     from .landmarks import load_regressor
     from .runner import condition_inputs
@@ -123,12 +124,16 @@ def measure(net: Any, request: Any) -> Any:
         real = backbone(torch.stack([held[i]["cartoon"] for i in range(len(held))]))
         fake = backbone(torch.cat(avatars_for_fid))
         metrics["fid"] = fid_from_features(fake, real)
+        # What stylize gives by default (-O background=plain): the same avatars, their plain background painted over.
+        plain = torch.cat([flatten_background(a) for a in avatars_for_fid])
+        metrics["fid_plain"] = fid_from_features(backbone(plain), real)
         if split:
             train = ManifestDataset(folder, roles=("cartoon",), split="train", size=request.size)
             picks = torch.randperm(len(train), generator=torch.Generator().manual_seed(request.seed))[: len(held)]
             metrics["fid_floor"] = fid_from_features(backbone(torch.stack([train[int(i)]["cartoon"] for i in picks])),
                                                      real)  # fmt: skip
         notes["fid"] = f"{backbone.name} features, avatars (own hair colour) vs {len(held)} held-out cartoons"
+        notes["fid_plain"] = "the same with the avatars' plain background painted one colour (stylize's default)"
     else:
         metrics["fid"] = None
         notes["fid"] = "not measured: give the held-out cartoons with -O cartoons=DIR"

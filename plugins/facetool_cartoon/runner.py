@@ -39,9 +39,10 @@ class CartoonRunner:
     takes_points5 = True
 
     def __init__(self, generator: ConditionalResnetGenerator, device: str, hair: str = "auto",
-                 padding: str = "border") -> None:  # fmt: skip
+                 padding: str = "border", plain_background: bool = False) -> None:  # fmt: skip
         self.generator, self.device, self.hair = generator.to(device).eval(), device, hair
         self.crop_padding = padding  # read by facetool.stylize
+        self.plain_background = plain_background
         self.chosen: list[str] = []
 
     def __call__(self, crops: Tensor, points5: Tensor | None = None) -> Tensor:
@@ -55,7 +56,12 @@ class CartoonRunner:
             self.chosen = [self.hair] * len(crops)
         labels, heatmaps = condition_inputs(self.generator, crops, points5, self.chosen)
         with torch.inference_mode():
-            return (self.generator(crops * 2 - 1, labels, heatmaps) + 1) / 2
+            avatars = ((self.generator(crops * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1)
+            if self.plain_background:
+                from .cutout import flatten_background
+
+                avatars = flatten_background(avatars)
+            return avatars
 
     def paste_mask(self, avatars: Tensor) -> Tensor:
         """(B, 3, S, S) avatars -> (B, 1, S, S): head and hair, not the plain background (see :mod:`.cutout`)."""
