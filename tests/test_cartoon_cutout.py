@@ -49,6 +49,12 @@ def test_flattened_background_is_one_colour_and_the_rest_is_as_drawn():
     assert torch.equal(flat[:, island], image[0][:, island])
 
 
+def test_the_paste_mask_of_a_painted_avatar_is_the_drawn_one():
+    image, _, _ = _avatar()
+    change = (avatar_alpha(flatten_background(image)) - avatar_alpha(image)).abs()
+    assert change.mean() < 0.002 and change.max() < 0.1  # the soft edge shifts a little, nothing else
+
+
 def test_a_face_of_the_background_colour_is_not_flattened():
     grain = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(1)) * 0.03
     pale = (torch.full((1, 3, 128, 128), 0.9) + grain).clamp(0, 1)
@@ -56,3 +62,23 @@ def test_a_face_of_the_background_colour_is_not_flattened():
     face = ellipse(128, FACE_ELLIPSE, 0.02) > 0.999
     assert torch.equal(flat[0][:, face], pale[0][:, face])
     assert flat[0, :, :10, :10].flatten(1).std(dim=1).max() < 1e-3
+
+
+def test_the_runner_paints_the_backdrop_unless_told_to_keep_the_drawing():
+    from facetool_cartoon.net import ConditionalResnetConfig, ConditionalResnetGenerator
+    from facetool_cartoon.runner import CartoonRunner
+
+    image, head, _ = _avatar()
+
+    class Drawing(torch.nn.Module):  # a "generator" that always draws the grainy avatar above
+        config = ConditionalResnetGenerator(ConditionalResnetConfig(base=4, blocks=1)).config
+
+        def forward(self, x, labels, heatmaps):
+            return image.expand(len(x), -1, -1, -1) * 2 - 1
+
+    crops = torch.full((1, 3, 128, 128), 0.5)
+    painted = CartoonRunner(Drawing(), "cpu", "black")(crops)[0]
+    drawn = CartoonRunner(Drawing(), "cpu", "black", plain_backdrop=False)(crops)[0]
+    assert torch.allclose(drawn, image[0], atol=1e-6)
+    assert painted[:, :20, :20].flatten(1).std(dim=1).max() < 1e-3 < drawn[:, :20, :20].flatten(1).std(dim=1).min()
+    assert torch.allclose(painted[:, head], drawn[:, head])

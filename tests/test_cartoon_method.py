@@ -167,16 +167,16 @@ def test_hair_and_variant_flags_are_the_method_settings_and_others_refuse_them(t
     assert result.exit_code == 2 and "hair must be one of" in result.stderr
     result = CliRunner().invoke(app, ["stylize", str(image), "--method", "cartoon", "-O", "padding=mirror"])
     assert result.exit_code == 2 and "padding must be one of" in result.stderr
-    result = CliRunner().invoke(app, ["stylize", str(image), "--method", "cartoon", "-O", "background=white"])
-    assert result.exit_code == 2 and "background must be one of" in result.stderr
+    result = CliRunner().invoke(app, ["stylize", str(image), "--method", "cartoon", "-O", "backdrop=white"])
+    assert result.exit_code == 2 and "backdrop must be one of" in result.stderr
     from facetool.plugins import get_host
 
     spec = get_host().generators.get("cartoon")
     runner = spec.load(spec.options(padding="edge-colour"), "cpu", None)
     assert runner.crop_padding == "edge-colour" and spec.load(None, "cpu", None).crop_padding == "border"
     assert spec.network(spec.options(padding="edge-colour"), None).crop_padding == "edge-colour"
-    assert spec.load(None, "cpu", None).plain_background  # the default: speckle painted over
-    assert not spec.load(spec.options(background="drawn"), "cpu", None).plain_background
+    assert spec.load(None, "cpu", None).plain_backdrop  # the default: speckle painted over
+    assert not spec.load(spec.options(backdrop="drawn"), "cpu", None).plain_backdrop
 
 
 def test_evaluate_measures_hair_landmarks_and_fid_of_a_tiny_net(domains, tmp_path, one_thread):

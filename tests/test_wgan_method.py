@@ -246,8 +246,9 @@ def test_evaluate_measures_layout_error_and_fid(cartoons, tmp_path, monkeypatch,
     assert metrics["layout_error"] > 0 and metrics["layout_error_real"] > 0 and np.isfinite(metrics["fid"])
     assert metrics["layout_error_check"] == pytest.approx(metrics["layout_error"])  # the same predictor thrice
     assert metrics["layout_error_parts"] == pytest.approx(metrics["layout_error"])
-    # An untrained reader may see no exact move at all (then None): here only that the layout generator gets them.
-    assert {"follow_eyes", "follow_nose", "follow_mouth"} <= metrics.keys(), metrics
+    # An untrained reader may see too little of an exact move (then None); what it reports is a finite ratio.
+    follows = [metrics[f"follow_{part}"] for part in ("eyes", "nose", "mouth")]
+    assert all(v is None or np.isfinite(v) for v in follows), metrics
 
 
 @pytest.mark.parametrize(

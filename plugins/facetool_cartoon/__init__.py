@@ -24,7 +24,7 @@ VARIANT_CHOICES = ("local", "affine", "hair", "baseline")
 # (streaks of skin and hair across the avatar there), ``edge-colour`` one plain colour (a head before a background
 # on the real tight photos looked at, but worse NME and FID on held-out crops cut tight: card, "Tight crops").
 PADDINGS = ("border", "edge-colour")
-BACKGROUNDS = ("plain", "drawn")
+BACKDROPS = ("plain", "drawn")
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
@@ -44,9 +44,12 @@ class CartoonRunOptions:
             "or edge-colour (one plain colour)"
         },
     )
-    background: str = field(
+    backdrop: str = field(
         default="plain",
-        metadata={"help": "plain (the avatar's background painted one colour) or drawn (as the net drew it, speckled)"},
+        metadata={
+            "help": "stylize: plain (the avatar's own background painted one colour) or drawn (as the net drew it, "
+            "speckled); not what a result is pasted onto (--background)"
+        },
     )
     cartoons: str = field(default="", metadata={"help": "facetool evaluate only: held-out cartoon folder for FID"})
     tight: float = field(
@@ -64,8 +67,8 @@ class CartoonRunOptions:
             raise ValueError(f"variant must be one of {', '.join(VARIANT_CHOICES)}")
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {', '.join(PADDINGS)}")
-        if self.background not in BACKGROUNDS:
-            raise ValueError(f"background must be one of {', '.join(BACKGROUNDS)}")
+        if self.backdrop not in BACKDROPS:
+            raise ValueError(f"backdrop must be one of {', '.join(BACKDROPS)}")
         if not 0 <= self.tight < 0.5:
             raise ValueError("tight must be 0 to below 0.5")
 
@@ -106,7 +109,7 @@ def _load(options: CartoonRunOptions | None, device: str, weights: Path | None) 
 
     options = options or CartoonRunOptions()
     return CartoonRunner(_generator(_resolve(options, weights)), device, options.hair, options.padding,
-                         plain_background=options.background == "plain")  # fmt: skip
+                         plain_backdrop=options.backdrop == "plain")  # fmt: skip
 
 
 def _network(options: CartoonRunOptions | None, weights: Path | None) -> Any:

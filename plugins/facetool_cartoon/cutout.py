@@ -39,7 +39,7 @@ def plain_region(avatars: Tensor, tolerance: float = 0.16) -> tuple[Tensor, Tens
     """The avatars' plain background: ((B, 1, S, S) binary mask, (B, 3) its colour).
 
     The pixels connected to the crop's border whose colour (lightly blurred: the grain is not an edge) stays within
-    ``tolerance`` (RGB distance) of the border's median colour."""
+    ``tolerance`` (RGB distance) of :func:`background_colour` (the median of the top edge and upper sides)."""
     import kornia
 
     size = avatars.shape[-1]

@@ -124,7 +124,7 @@ def measure(net: Any, request: Any) -> Any:
         real = backbone(torch.stack([held[i]["cartoon"] for i in range(len(held))]))
         fake = backbone(torch.cat(avatars_for_fid))
         metrics["fid"] = fid_from_features(fake, real)
-        # What stylize gives by default (-O background=plain): the same avatars, their plain background painted over.
+        # What stylize gives by default (-O backdrop=plain): the same avatars, their plain background painted over.
         plain = torch.cat([flatten_background(a) for a in avatars_for_fid])
         metrics["fid_plain"] = fid_from_features(backbone(plain), real)
         if split:

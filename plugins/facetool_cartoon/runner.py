@@ -39,10 +39,10 @@ class CartoonRunner:
     takes_points5 = True
 
     def __init__(self, generator: ConditionalResnetGenerator, device: str, hair: str = "auto",
-                 padding: str = "border", plain_background: bool = False) -> None:  # fmt: skip
+                 padding: str = "border", plain_backdrop: bool = True) -> None:  # fmt: skip
         self.generator, self.device, self.hair = generator.to(device).eval(), device, hair
         self.crop_padding = padding  # read by facetool.stylize
-        self.plain_background = plain_background
+        self.plain_backdrop = plain_backdrop  # -O backdrop=plain: the speckled background painted over
         self.chosen: list[str] = []
 
     def __call__(self, crops: Tensor, points5: Tensor | None = None) -> Tensor:
@@ -57,7 +57,7 @@ class CartoonRunner:
         labels, heatmaps = condition_inputs(self.generator, crops, points5, self.chosen)
         with torch.inference_mode():
             avatars = ((self.generator(crops * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1)
-            if self.plain_background:
+            if self.plain_backdrop:
                 from .cutout import flatten_background
 
                 avatars = flatten_background(avatars)
