@@ -77,8 +77,34 @@ def test_the_runner_paints_the_backdrop_unless_told_to_keep_the_drawing():
             return image.expand(len(x), -1, -1, -1) * 2 - 1
 
     crops = torch.full((1, 3, 128, 128), 0.5)
-    painted = CartoonRunner(Drawing(), "cpu", "black")(crops)[0]
-    drawn = CartoonRunner(Drawing(), "cpu", "black", plain_backdrop=False)(crops)[0]
+    painted = CartoonRunner(Drawing(), "cpu", "black", clean="none")(crops)[0]
+    drawn = CartoonRunner(Drawing(), "cpu", "black", plain_backdrop=False, clean="none")(crops)[0]
     assert torch.allclose(drawn, image[0], atol=1e-6)
     assert painted[:, :20, :20].flatten(1).std(dim=1).max() < 1e-3 < drawn[:, :20, :20].flatten(1).std(dim=1).min()
     assert torch.allclose(painted[:, head], drawn[:, head])
+
+
+def test_the_runner_cleans_checkerboard_and_specks_unless_told_not_to():
+    from facetool_cartoon.net import ConditionalResnetConfig, ConditionalResnetGenerator
+    from facetool_cartoon.runner import CartoonRunner
+
+    from facetool.metrics.texture import checkerboard, grain
+
+    image, head, _ = _avatar()
+    ys, xs = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    checkered = (image + ((ys + xs) % 2 + (ys // 2 + xs // 2) % 2).float() * 0.03).clamp(0, 1)
+
+    class Drawing(torch.nn.Module):  # a "generator" that draws the avatar with a deconv's checkerboard on it
+        config = ConditionalResnetGenerator(ConditionalResnetConfig(base=4, blocks=1)).config
+
+        def forward(self, x, labels, heatmaps):
+            return checkered.expand(len(x), -1, -1, -1) * 2 - 1
+
+    crops = torch.full((1, 3, 128, 128), 0.5)
+    cleaned = CartoonRunner(Drawing(), "cpu", "black", plain_backdrop=False)(crops)  # the default: median
+    drawn = CartoonRunner(Drawing(), "cpu", "black", plain_backdrop=False, clean="none")(crops)
+    assert torch.allclose(drawn, checkered, atol=1e-6)
+    assert checkerboard(cleaned).item() < checkerboard(drawn).item() - 0.3
+    assert grain(cleaned).item() < 0.5 * grain(drawn).item()
+    # flat areas keep their colour: the head's mean moves by a fraction of the pattern's amplitude (0.06)
+    assert (cleaned[0][:, head].mean(dim=1) - drawn[0][:, head].mean(dim=1)).abs().max() < 0.01

@@ -42,9 +42,11 @@ def domains(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("variant", "pair", "warp"), [(v, "photo", "affine") for v in VARIANTS] + [("affine", "layout", "similarity")]
+    ("variant", "pair", "warp", "upsample"),
+    [(v, "photo", "affine", "deconv") for v in VARIANTS]
+    + [("affine", "layout", "similarity", "deconv"), ("local", "photo", "affine", "resize")],
 )
-def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, warp, one_thread):
+def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, warp, upsample, one_thread):
     from facetool.plugins import get_host
     from facetool.train.loop import run_training
 
@@ -52,7 +54,7 @@ def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, wa
     edge_cut = 1.0 if variant in ("local", "affine") else 0.0  # the tight-crop augmentation, both fills
     options = spec.train.options(variant=variant, g_base=4, g_blocks=1, d_base=4, edge_cut=edge_cut,
                                  edge_fill="edge-colour" if variant == "affine" else "border", pair=pair,
-                                 warp=warp)  # fmt: skip
+                                 warp=warp, upsample=upsample)  # fmt: skip
     run = run_training(spec, tmp_path / variant, data=list(domains), steps=1, batch_size=2, size=SIZE,
                        options=options)  # fmt: skip
     losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
@@ -62,6 +64,7 @@ def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, wa
     runner = spec.load(spec.options(hair="grey"), "cpu", run.weights)
     out = runner(torch.rand(2, 3, SIZE, SIZE), torch.tensor([POINTS, POINTS]))
     assert out.shape == (2, 3, SIZE, SIZE) and out.min() >= 0 and out.max() <= 1 and runner.chosen == ["grey"] * 2
+    assert runner.generator.config.upsample == upsample
 
 
 @pytest.mark.parametrize(("key", "value"), [("pair", "pixels"), ("warp", "perspective"), ("variant", "both")])
@@ -177,6 +180,10 @@ def test_hair_and_variant_flags_are_the_method_settings_and_others_refuse_them(t
     assert spec.network(spec.options(padding="edge-colour"), None).crop_padding == "edge-colour"
     assert spec.load(None, "cpu", None).plain_backdrop  # the default: speckle painted over
     assert not spec.load(spec.options(backdrop="drawn"), "cpu", None).plain_backdrop
+    assert spec.load(None, "cpu", None).clean == "median" and spec.network(None, None).clean == "median"
+    assert spec.network(spec.options(clean="none"), None).clean == "none"
+    result = CliRunner().invoke(app, ["stylize", str(image), "--method", "cartoon", "-O", "clean=blur"])
+    assert result.exit_code == 2 and "clean must be one of" in result.stderr
 
 
 def test_evaluate_measures_hair_landmarks_and_fid_of_a_tiny_net(domains, tmp_path, one_thread):
@@ -204,6 +211,11 @@ def test_evaluate_measures_hair_landmarks_and_fid_of_a_tiny_net(domains, tmp_pat
     assert metrics["hair_meter_accuracy"] >= 0.9  # the shipped meter's record on held-out cartoons
     assert metrics["nme"] > 0 and metrics["nme_photo"] > 0 and metrics["nme_template"] > 0
     assert np.isfinite(metrics["fid"]) and np.isfinite(metrics["fid_plain"])
+    for texture in ("checkerboard", "grain", "checkerboard_real", "grain_real"):
+        assert np.isfinite(metrics[texture])
+    assert metrics["grain"] >= 0 and metrics["grain_real"] >= 0
+    drawn = json.loads(CliRunner().invoke(build_app(), [*args, "-O", "clean=none"]).stdout)["metrics"]
+    assert drawn["grain"] > metrics["grain"]  # the default measures avatars cleaned as stylize cleans them
     assert (tmp_path / "eval" / "grid.png").is_file()
     assert "tight_change" not in metrics
     without = CliRunner().invoke(build_app(), args)

@@ -19,9 +19,10 @@ from facetool.align import umeyama as fit_similarity
 from facetool.nets.layers import gaussian_heatmaps
 
 
-def test_every_generator_layer_sees_the_label_and_it_changes_the_output(one_thread):
+@pytest.mark.parametrize("upsample", ["deconv", "resize"])
+def test_every_generator_layer_sees_the_label_and_it_changes_the_output(upsample, one_thread):
     torch.manual_seed(0)
-    g = ConditionalResnetGenerator(ConditionalResnetConfig(base=4, blocks=2, extra=5)).eval()
+    g = ConditionalResnetGenerator(ConditionalResnetConfig(base=4, blocks=2, extra=5, upsample=upsample)).eval()
     assert all(layer.conv.in_channels >= 4 + 5 for layer in g.layers if hasattr(layer, "conv"))
     x, heat = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 5, 32, 32)
     a = g(x, torch.tensor([0, 1]), heat)
@@ -31,6 +32,8 @@ def test_every_generator_layer_sees_the_label_and_it_changes_the_output(one_thre
     assert all(p.grad is not None for p in g.parameters())
     with pytest.raises(ValueError, match="extra condition"):
         g(x, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="upsample"):
+        ConditionalResnetConfig(upsample="pixel-shuffle")
 
 
 def test_the_label_mask_keeps_one_filter_group():

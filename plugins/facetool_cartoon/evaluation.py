@@ -14,6 +14,11 @@ photo is drawn once per hair colour. Metrics:
 - ``-O tight=F`` cuts each photo's four sides by the fraction F and fills what was cut as ``facetool stylize``
   fills a crop past the photo with the same ``-O padding`` (a face photographed tight); ``tight_change`` is then
   the mean absolute difference, in [0, 1], between each avatar (own hair colour) and the uncut photo's.
+- ``checkerboard`` and ``grain`` (:mod:`facetool.metrics.texture`) of the avatars (own hair colour): the spectrum's
+  peaks at the upsampling artefacts' frequencies, and the speckle a 3×3 median removes; with ``-O cartoons`` also
+  ``checkerboard_real`` / ``grain_real`` of the held-out cartoons, what a clean drawing scores.
+- Every avatar is cleaned as ``facetool stylize`` cleans it (``-O clean``, default ``median``; ``-O clean=none``
+  measures the net as it draws, as every row of the card before 2026-12-01 was).
 - ``fid``: age-net features (the core's offline backbone) of one avatar per photo (the photo's own hair colour)
   against the held-out cartoons given by ``-O cartoons=DIR`` (test split); ``fid_floor`` is the train split's
   cartoons against the same held-out ones, the same count.
@@ -54,12 +59,13 @@ def measure(net: Any, request: Any) -> Any:
     from facetool.evaluate import Measured
     from facetool.metrics.features import load_backbone
     from facetool.metrics.fid import fid_from_features
+    from facetool.metrics.texture import checkerboard, grain
     from facetool.models.common import net_record
 
     from .cutout import flatten_background
     from .hair import avatar_hair, load_meter, shipped_meter_path
     from .landmarks import load_regressor
-    from .runner import condition_inputs
+    from .runner import clean_avatars, condition_inputs
 
     if net is None:
         raise UsageError("cartoon has no targets to score with --oracle: its data is unpaired")
@@ -70,6 +76,7 @@ def measure(net: Any, request: Any) -> Any:
     meter = load_meter(device=request.device)
     tight = float(getattr(request.options, "tight", 0.0) or 0.0)
     padding = getattr(net, "crop_padding", "border")  # filled as stylize's crops are
+    clean = getattr(net, "clean", "none")  # and cleaned as stylize cleans them (-O clean)
     template = None
     values: dict[str, list[float]] = {}
     avatars_for_fid, grid = [], []
@@ -94,16 +101,20 @@ def measure(net: Any, request: Any) -> Any:
             rows: dict[str, torch.Tensor] = {}
             for colour in HAIR_COLOURS:
                 labels, heatmaps = condition_inputs(generator, photos, points, [colour] * len(photos))
-                avatars = ((generator(photos * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1).float()
+                avatars = clean_avatars(
+                    ((generator(photos * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1).float(), clean
+                )
                 rows[colour] = avatars
                 read = avatar_hair(meter, avatars)
                 add("hair_accuracy", [r == colour for r in read])
                 add(f"hair_accuracy_{colour}", [r == colour for r in read])
                 add("nme", aligned_nme(regressor(avatars), points))
             own_avatars = torch.stack([rows[c][i] for i, c in enumerate(own)])
+            add("checkerboard", checkerboard(own_avatars))
+            add("grain", grain(own_avatars))
             if tight:  # how much of the avatar the cut changed: a net that draws the streaks changes a lot
                 labels, heatmaps = condition_inputs(generator, full, points, own)
-                uncut = ((generator(full * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1).float()
+                uncut = clean_avatars(((generator(full * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1).float(), clean)
                 add("tight_change", (own_avatars - uncut).abs().mean(dim=(1, 2, 3)))
         avatars_for_fid.append(own_avatars.cpu())
         for i in range(len(photos)):
@@ -113,6 +124,7 @@ def measure(net: Any, request: Any) -> Any:
     notes = {
         "hair": "share of avatars the hair meter reads as the colour asked for (photos × 4 colours)",
         "nme": "eval regressor on avatars vs the photos' labelled 5 points, similarity-aligned, / eye distance",
+        "checkerboard": "log10 spectrum peak at the ×2 upsampling artefacts' frequencies (real drawings: about 0)",
         "grid": "rows: photo, then the avatar with black, brown, blonde, grey hair",
     }
     reference = getattr(request.options, "cartoons", "") or ""
@@ -121,7 +133,10 @@ def measure(net: Any, request: Any) -> Any:
         folder = Path(reference)
         split = (folder / "splits.json").is_file()
         held = ManifestDataset(folder, roles=("cartoon",), split="test" if split else None, size=request.size)
-        real = backbone(torch.stack([held[i]["cartoon"] for i in range(len(held))]))
+        cartoons = torch.stack([held[i]["cartoon"] for i in range(len(held))])
+        real = backbone(cartoons)
+        metrics["checkerboard_real"] = float(checkerboard(cartoons).mean())
+        metrics["grain_real"] = float(grain(cartoons).mean())
         fake = backbone(torch.cat(avatars_for_fid))
         metrics["fid"] = fid_from_features(fake, real)
         # What stylize gives by default (-O backdrop=plain): the same avatars, their plain background painted over.

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facetool.nets.layers import DictConfig, init_weights, norm_layer, norm_uses_bias
+from facetool.nets.layers import UPSAMPLES, DictConfig, check_choice, init_weights, norm_layer, norm_uses_bias
 
 HAIR_COLOURS = ("black", "brown", "blonde", "grey")
 
@@ -41,6 +41,12 @@ class ConditionalResnetConfig(DictConfig):
     blocks: int = 9
     norm: str = "instance"
     heatmap_sigma: float = 3.0  # width of the landmark heatmaps it was trained on, px at 128² (the runner's too)
+    # deconv: CycleGAN's 3×3 stride-2 transposed convs (the 2026-11 weights); resize: bilinear ×2 then a 3×3 conv,
+    # whose uneven overlap cannot paint the 2-px checkerboard the deconv nets show in flat hair and skin.
+    upsample: str = "deconv"
+
+    def __post_init__(self) -> None:
+        check_choice("ConditionalResnetConfig", "upsample", self.upsample, UPSAMPLES)
 
     @property
     def condition_channels(self) -> int:
@@ -48,13 +54,18 @@ class ConditionalResnetConfig(DictConfig):
 
 
 class ConditionedConv(nn.Module):
-    """conv over [x, condition resized to x's size] -> norm -> activation; reflect padding for stride 1."""
+    """conv over [x, condition resized to x's size] -> norm -> activation; reflect padding for stride 1.
+    ``upsample`` makes it a ×2 layer: ``deconv`` a transposed conv, ``resize`` bilinear ×2 first (the condition then
+    joins at the new size)."""
 
     def __init__(self, cin: int, cond: int, cout: int, kernel: int, stride: int = 1, norm: str | None = "instance",
-                 activation: str = "relu", transpose: bool = False) -> None:  # fmt: skip
+                 activation: str = "relu", upsample: str | None = None) -> None:  # fmt: skip
         super().__init__()
         bias = norm is None or norm_uses_bias(norm)
-        if transpose:
+        self.up: nn.Module = nn.Identity()
+        if upsample == "resize":
+            self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        if upsample == "deconv":
             self.pad: nn.Module = nn.Identity()
             self.conv: nn.Module = nn.ConvTranspose2d(cin + cond, cout, kernel, stride=2, padding=1, output_padding=1,
                                                       bias=bias)  # fmt: skip
@@ -68,6 +79,7 @@ class ConditionedConv(nn.Module):
         self.activation = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "none": nn.Identity()}[activation]
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        x = self.up(x)
         if condition.shape[1] == 0:  # an unconditioned generator (the ablation's baseline)
             return self.activation(self.norm(self.conv(self.pad(x))))
         if condition.shape[-2:] != x.shape[-2:]:
@@ -99,7 +111,7 @@ class ConditionalResnetGenerator(nn.Module):
         layers: list[nn.Module] = [ConditionedConv(c.in_channels, cond, chans[0], 7, norm=c.norm)]
         layers += [ConditionedConv(chans[i], cond, chans[i + 1], 3, stride=2, norm=c.norm) for i in range(2)]
         layers += [ConditionedResidualBlock(chans[2], cond, c.norm) for _ in range(c.blocks)]
-        layers += [ConditionedConv(chans[i], cond, chans[i - 1], 3, norm=c.norm, transpose=True) for i in (2, 1)]
+        layers += [ConditionedConv(chans[i], cond, chans[i - 1], 3, norm=c.norm, upsample=c.upsample) for i in (2, 1)]
         layers.append(ConditionedConv(chans[0], cond, c.out_channels, 7, norm=None, activation="tanh"))
         self.layers = nn.ModuleList(layers)
         init_weights(self)

@@ -77,6 +77,9 @@ class CartoonTrainOptions:
     g_base: int = field(default=16, metadata={"help": "generator channels at the first layer (paper: 64)"})
     g_blocks: int = field(default=9, metadata={"help": "residual blocks per generator (ResNet-9)"})
     d_base: int = field(default=32, metadata={"help": "discriminator channels at the first layer (paper: 64)"})
+    upsample: str = field(
+        default="deconv", metadata={"help": "generator ×2 layers: deconv (transposed conv) or resize (no checkerboard)"}
+    )
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -101,6 +104,8 @@ class CartoonTrainOptions:
         check_gan_training(self.lr, self.beta1, self.decay_from, self.gan_mode)
         if not 1 <= self.g_base <= 256 or not 1 <= self.d_base <= 512 or not 0 <= self.g_blocks <= 32:
             raise ValueError("g-base must be 1 to 256, d-base 1 to 512, g-blocks 0 to 32")
+        if self.upsample not in ("deconv", "resize"):  # facetool.nets.layers.UPSAMPLES, named here without torch
+            raise ValueError("upsample must be deconv or resize")
 
     @property
     def uses_hair(self) -> bool:
@@ -189,7 +194,7 @@ class CartoonTrainer:
 
         def generator() -> ConditionalResnetConfig:
             return ConditionalResnetConfig(labels=labels, extra=extra, base=o.g_base, blocks=o.g_blocks,
-                                           heatmap_sigma=o.heatmap_sigma)  # fmt: skip
+                                           heatmap_sigma=o.heatmap_sigma, upsample=o.upsample)  # fmt: skip
 
         # The baseline's critics get one "label" (every item has it): a plain PatchGAN.
         critic_labels = max(labels, 1)
