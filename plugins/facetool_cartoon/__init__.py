@@ -126,9 +126,7 @@ def _network(options: CartoonRunOptions | None, weights: Path | None) -> Any:
 
     options = options or CartoonRunOptions()
     hair = "brown" if options.hair == "auto" else options.hair
-    net = FixedConditionCartoon(_generator(_resolve(options, weights)), hair, options.padding).eval()
-    net.clean = options.clean  # read by the evaluation, as stylize cleans (the exported net stays the bare generator)
-    return net
+    return FixedConditionCartoon(_generator(_resolve(options, weights)), hair, options.padding, options.clean).eval()
 
 
 def _measure(net: Any, request: Any) -> Any:

@@ -19,7 +19,7 @@ import torch
 from facetool.data.datasets import ManifestDataset
 
 from . import _generator, variant_weights
-from .runner import condition_inputs
+from .runner import draw_avatars
 
 COLUMNS = ("baseline", "hair", "local", "affine")
 
@@ -41,9 +41,8 @@ def ablation_grid(data: Path, count: int = 8, hair: str | None = None, folder: P
     columns = [photos]
     for variant in COLUMNS:
         generator = _generator(_weights(folder, variant))
-        labels, heatmaps = condition_inputs(generator, photos, points, colours)
         with torch.inference_mode():
-            columns.append(((generator(photos * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1))
+            columns.append(draw_avatars(generator, photos, points, colours))
     rows = [torch.cat([column[i] for column in columns], dim=-1) for i in range(len(photos))]
     return torch.cat(rows, dim=-2)
 

@@ -65,7 +65,7 @@ def measure(net: Any, request: Any) -> Any:
     from .cutout import flatten_background
     from .hair import avatar_hair, load_meter, shipped_meter_path
     from .landmarks import load_regressor
-    from .runner import clean_avatars, condition_inputs
+    from .runner import draw_avatars
 
     if net is None:
         raise UsageError("cartoon has no targets to score with --oracle: its data is unpaired")
@@ -100,10 +100,7 @@ def measure(net: Any, request: Any) -> Any:
             add("nme_template", aligned_nme(template.expand_as(points), points))
             rows: dict[str, torch.Tensor] = {}
             for colour in HAIR_COLOURS:
-                labels, heatmaps = condition_inputs(generator, photos, points, [colour] * len(photos))
-                avatars = clean_avatars(
-                    ((generator(photos * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1).float(), clean
-                )
+                avatars = draw_avatars(generator, photos, points, [colour] * len(photos), clean).float()
                 rows[colour] = avatars
                 read = avatar_hair(meter, avatars)
                 add("hair_accuracy", [r == colour for r in read])
@@ -113,8 +110,7 @@ def measure(net: Any, request: Any) -> Any:
             add("checkerboard", checkerboard(own_avatars))
             add("grain", grain(own_avatars))
             if tight:  # how much of the avatar the cut changed: a net that draws the streaks changes a lot
-                labels, heatmaps = condition_inputs(generator, full, points, own)
-                uncut = clean_avatars(((generator(full * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1).float(), clean)
+                uncut = draw_avatars(generator, full, points, own, clean).float()
                 add("tight_change", (own_avatars - uncut).abs().mean(dim=(1, 2, 3)))
         avatars_for_fid.append(own_avatars.cpu())
         for i in range(len(photos)):

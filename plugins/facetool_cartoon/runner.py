@@ -30,6 +30,14 @@ def condition_inputs(generator: ConditionalResnetGenerator, crops: Tensor, point
     )
 
 
+def draw_avatars(generator: ConditionalResnetGenerator, crops: Tensor, points5: Tensor | None, hair: list[str],
+                 clean: str = "none") -> Tensor:  # fmt: skip
+    """crops (B, 3, S, S) in [0, 1] (+ their (B, 5, 2) landmarks) -> the generator's avatars (B, 3, S, S) in [0, 1]
+    with these hair colours, cleaned as ``clean`` says (:func:`clean_avatars`)."""
+    labels, heatmaps = condition_inputs(generator, crops, points5, hair)
+    return clean_avatars(((generator(crops * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1), clean)
+
+
 def clean_avatars(avatars: Tensor, clean: str) -> Tensor:
     """(B, 3, S, S) avatars in [0, 1] -> the same after ``-O clean``: ``median`` a 3×3 median per channel (the
     2-px checkerboard of transposed convolutions and the specks go, flat areas and lines stay), ``none`` as is."""
@@ -65,9 +73,8 @@ class CartoonRunner:
                            for i, crop in enumerate(crops)]  # fmt: skip
         else:
             self.chosen = [self.hair] * len(crops)
-        labels, heatmaps = condition_inputs(self.generator, crops, points5, self.chosen)
         with torch.inference_mode():
-            avatars = clean_avatars(((self.generator(crops * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1), self.clean)
+            avatars = draw_avatars(self.generator, crops, points5, self.chosen, self.clean)
             if self.plain_backdrop:
                 from .cutout import flatten_background
 
@@ -87,10 +94,11 @@ class FixedConditionCartoon(nn.Module):
     [0, 1], one fixed hair colour, the template's landmark layout. ``crop_padding``: how its crops are filled past
     the photo (what the evaluation's ``-O tight`` simulates)."""
 
-    def __init__(self, generator: ConditionalResnetGenerator, hair: str = "brown", padding: str = "border") -> None:
+    def __init__(self, generator: ConditionalResnetGenerator, hair: str = "brown", padding: str = "border",
+                 clean: str = "none") -> None:  # fmt: skip
         super().__init__()
         self.generator, self.hair, self.crop_padding = generator, hair, padding
-        self.clean = "none"  # what the evaluation applies to its avatars; the plugin's loader sets -O clean
+        self.clean = clean  # what the evaluation applies to its avatars (forward stays the bare generator)
 
     def forward(self, crops: Tensor) -> Tensor:
         labels, heatmaps = condition_inputs(self.generator, crops, None, [self.hair] * len(crops))
