@@ -39,7 +39,7 @@ def test_a_generator_that_moves_each_part_a_known_fraction_scores_about_that(tmp
     def draw(z, layouts):
         return tps_warp(faces, truth, truth + fraction * (layouts - truth)).clamp(0, 1)
 
-    meter = FollowMeter(draw, load_predictor(parts_predictor_path()), SIZE)
+    meter = FollowMeter(draw, {"": load_predictor(parts_predictor_path())}, SIZE)
     z = torch.zeros(len(faces), 1)
     with torch.inference_mode():
         meter.add(z, truth, draw(z, truth))

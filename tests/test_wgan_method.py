@@ -114,6 +114,33 @@ def test_layout_points_and_error():
     assert layout_error(a, a + torch.tensor([3.0, 4.0]), 100).item() == pytest.approx(0.05)
 
 
+def test_point_weights_scale_each_point_s_share_of_the_loss(tmp_path):
+    from facetool_wgan_landmark.train import WganTrainOptions
+    from typer.testing import CliRunner
+
+    from facetool.cli import build_app
+
+    weights = WganTrainOptions(point_weights="1,1,4,1,1,1").layout_weights()
+    assert weights == pytest.approx((2 / 3, 2 / 3, 8 / 3, 2 / 3, 2 / 3, 2 / 3))  # mean 1: λ keeps its size
+    assert WganTrainOptions().layout_weights() is None
+    target = torch.zeros(1, 6, 2)
+    moved = target + torch.tensor([0.0, 6.0])  # every point 6 px off
+    assert layout_error(moved, target, 128, weights).item() == pytest.approx(6 / 128)  # mean-1 weights: unchanged
+    nose_only = target + torch.tensor([[0.0, 0.0]] * 2 + [[0.0, 6.0]] + [[0.0, 0.0]] * 3)
+    assert layout_error(nose_only, target, 128, weights).item() == pytest.approx(6 * 8 / 3 / 6 / 128)  # 2.67×
+    moved.requires_grad_(True)
+    layout_error(moved, target, 128, weights).backward()
+    pull = moved.grad.norm(dim=-1)[0]
+    assert pull[2] / pull[0] == pytest.approx(4.0) and pull[0] == pytest.approx(pull[5])
+    for bad in ("1,2", "1,1,x,1,1,1", "0,0,0,0,0,0", "1,1,-1,1,1,1", "1,1,nan,1,1,1"):
+        with pytest.raises(ValueError, match="point-weights"):
+            WganTrainOptions(point_weights=bad)
+    result = CliRunner().invoke(build_app(), ["train", "wgan-landmark", "--data", str(tmp_path), "--out",
+                                      str(tmp_path / "run"), "-T", "point-weights=1,2"])  # fmt: skip
+    assert result.exit_code == 2 and "point-weights" in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
 def test_jitter_moves_each_face_and_its_layout_alike(one_thread):
     from types import SimpleNamespace
 
@@ -180,7 +207,8 @@ def test_one_training_step_of_every_variant_and_the_runner(cartoons, tmp_path, v
     spec = dataclasses.replace(get_host().generators.get("wgan-landmark"), sizes=(SIZE,))
     ours = variant == "layout"  # the jittered path, the conditional critic and the warp train too
     options = spec.train.options(variant=variant, g_base=4, d_base=4, z_dim=8, jitter=0.1 if ours else 0.0,
-                                 critic_layout=ours, warp=ours)  # fmt: skip
+                                 critic_layout=ours, warp=ours,
+                                 point_weights="1,1,4,1,1,1" if variant == "loss" else "")  # fmt: skip
     run = run_training(spec, tmp_path / variant, data=[cartoons], steps=1, batch_size=10, size=SIZE, options=options)
     losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
     assert {"D_wasserstein", "GP", "G_adv"} <= set(losses)
@@ -226,6 +254,7 @@ def test_evaluate_measures_layout_error_and_fid(cartoons, tmp_path, monkeypatch,
     monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
     monkeypatch.setattr(predictor_module, "check_predictor_path", lambda: tmp_path / "p.safetensors")
     monkeypatch.setattr(predictor_module, "parts_predictor_path", lambda: tmp_path / "p.safetensors")
+    monkeypatch.setattr(predictor_module, "parts_check_predictor_path", lambda: tmp_path / "p.safetensors")
     config = LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, layout_points=6)
     weights = export_weights(tmp_path / "g.safetensors", {"G": LayoutGenerator(config)}, torch.float32,
                              TrainState(method="wgan-landmark", configs={"G": config}))  # fmt: skip
@@ -246,9 +275,13 @@ def test_evaluate_measures_layout_error_and_fid(cartoons, tmp_path, monkeypatch,
     assert metrics["layout_error"] > 0 and metrics["layout_error_real"] > 0 and np.isfinite(metrics["fid"])
     assert metrics["layout_error_check"] == pytest.approx(metrics["layout_error"])  # the same predictor thrice
     assert metrics["layout_error_parts"] == pytest.approx(metrics["layout_error"])
+    assert metrics["layout_error_parts_check"] == pytest.approx(metrics["layout_error"])
     # An untrained reader may see too little of an exact move (then None); what it reports is a finite ratio.
     follows = [metrics[f"follow_{part}"] for part in ("eyes", "nose", "mouth")]
     assert all(v is None or np.isfinite(v) for v in follows), metrics
+    # Both parts readers are this one file here, so they read the same faces alike.
+    checks = [metrics[f"follow_{part}_check"] for part in ("eyes", "nose", "mouth")]
+    assert checks == pytest.approx(follows), metrics
 
 
 @pytest.mark.parametrize(
@@ -258,6 +291,7 @@ def test_evaluate_measures_layout_error_and_fid(cartoons, tmp_path, monkeypatch,
         ("colour_predictor_path", 0.016),
         ("check_predictor_path", 0.025),
         ("parts_predictor_path", 0.016),
+        ("parts_check_predictor_path", 0.016),
     ],
 )
 def test_the_shipped_predictors_are_small_and_the_card_states_their_held_out_error(which, bound):

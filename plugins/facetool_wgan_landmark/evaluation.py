@@ -11,11 +11,13 @@ noise, drawn with l when the weights take a layout. Metrics:
   never against this one (``layout_error_check_real``: its own error on the real faces).
 - ``layout_error_parts``: the same, read by the parts predictor (``weights/predictor-parts.safetensors``, trained
   with each part also moved on its own: it sees where a part is drawn, P partly reads it off the head's outline;
-  ``layout_error_parts_real`` its own error). Not independent for a generator trained against it (``-T predictor``).
+  ``layout_error_parts_real`` its own error). Not independent for a generator trained against it (``-T predictor``):
+  ``layout_error_parts_check`` is — the same recipe, another seed (``weights/predictor-parts-check.safetensors``).
 - ``follow_eyes``, ``follow_nose``, ``follow_mouth`` (layout-taking weights, with the parts predictor's file): each
   face drawn again with one part of its layout moved (eyes and mouth 8.4 px wider, the nose 7.7 px lower), the parts
   predictor's reading of that move against its reading of the first face bent exactly so (:mod:`.follow`): ~1
   follows; a net that ignores the point scores ~0, or ~0.1–0.3 with the run-time warp (the card's ignoring twin).
+  ``follow_eyes_check`` etc.: the same faces read by the second parts predictor.
 - ``layout_error_real``: the predictor on the real faces themselves (its own error: the floor).
 - ``fid``: the core's age-net features of the generated faces against the real held-out faces; ``fid_floor``: the
   same count of training faces against them.
@@ -36,7 +38,13 @@ def measure(net: Any, request: Any) -> Any:
     from facetool.metrics.fid import fid_from_features
 
     from .follow import FollowMeter
-    from .predictor import check_predictor_path, load_predictor, parts_predictor_path, shipped_predictor_path
+    from .predictor import (
+        check_predictor_path,
+        load_predictor,
+        parts_check_predictor_path,
+        parts_predictor_path,
+        shipped_predictor_path,
+    )
     from .train import layout_error, layout_points
 
     if net is None:
@@ -44,16 +52,19 @@ def measure(net: Any, request: Any) -> Any:
     generator = net.to(request.device).eval()
     predictor = load_predictor(shipped_predictor_path(), request.device)
     # Optional readers (None without their file): each adds layout_error_<name> and layout_error_<name>_real.
-    readers = {name: load_predictor(path, request.device) if path.exists() else None
-               for name, path in (("check", check_predictor_path()), ("parts", parts_predictor_path()))}  # fmt: skip
+    paths = {"check": check_predictor_path(), "parts": parts_predictor_path()}
+    paths["parts_check"] = parts_check_predictor_path()
+    readers = {name: load_predictor(path, request.device) if path.exists() else None for name, path in paths.items()}
     size = generator.config.size
     takes_layout = bool(generator.config.layout_points)
 
     def draw(z: torch.Tensor, layouts: torch.Tensor | None) -> torch.Tensor:
         return ((generator(z, layouts if takes_layout else None) + 1) / 2).clamp(0, 1)
 
-    # Only the parts predictor sees a nose moved alone: without its file the follow_* are not measured.
-    follow = FollowMeter(draw, readers["parts"], size) if takes_layout and readers["parts"] is not None else None
+    # Only the parts predictors see a nose moved alone: without their files the follow_* are not measured.
+    followers = {key: readers[name] for key, name in (("", "parts"), ("_check", "parts_check"))
+                 if readers[name] is not None}  # fmt: skip
+    follow = FollowMeter(draw, followers, size) if takes_layout and followers else None
     data = ManifestDataset(request.data_dir, roles=("cartoon",), split=request.split, size=size)
     count = min(len(data), request.limit) if request.limit else len(data)
     noise = torch.Generator().manual_seed(request.seed)

@@ -10,16 +10,22 @@ that point — but with the run-time similarity warp a net that ignores it still
 the six points does to the similarity (the "ignoring twin", :func:`ignoring_twin`; card).
 
     python -m facetool_wgan_landmark.follow --data cartoons   # the shipped file and its ignoring twin, seeds 0 and 1
+    python -m facetool_wgan_landmark.follow --data cartoons --weights RUN --no-warp --reader OTHER.safetensors
+
+``--reader``: another parts predictor, for a generator trained against the shipped one (``-T predictor``), whose
+``follow_*`` that file then does not read independently. ``--no-warp``: the net as trained (no twin to compare).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
+
+Reader = Callable[[Tensor], Tensor]  # (B, 3, S, S) in [0, 1] -> (B, 6, 2) pixels, facetool.generate.LAYOUT_POINTS
 
 #: Each part's test move at 128², px per point (x, y), keyed by index in facetool.generate.LAYOUT_POINTS: 8.4 px
 #: wider eyes or mouth, a nose 7.7 px lower (the shipped tests' moved layout asks for 8.4 px wider eyes, 7.7 lower).
@@ -57,37 +63,40 @@ def asked_shift(part: str, size: int) -> float:
 
 
 class FollowMeter:
-    """Accumulates, batch by batch, the reader's part moves on generated and on exactly bent faces.
+    """Accumulates, batch by batch, each reader's part moves on generated and on exactly bent faces.
 
-    ``draw(z, layouts) -> (B, 3, S, S)`` in [0, 1] (the same z for both layouts); ``reader(images) -> (B, 6, 2)``.
+    ``draw(z, layouts) -> (B, 3, S, S)`` in [0, 1] (the same z for both layouts); ``readers``: {key suffix:
+    ``reader(images) -> (B, 6, 2)``} — every reader reads the same drawn faces (``{"": a, "_check": b}`` gives
+    ``follow_eyes`` by a and ``follow_eyes_check`` by b).
     """
 
-    def __init__(self, draw: Callable[[Tensor, Tensor], Tensor], reader: Callable[[Tensor], Tensor], size: int):
-        self.draw, self.reader, self.size = draw, reader, size
-        self.generated = {part: 0.0 for part in PART_MOVES}
-        self.exact = {part: 0.0 for part in PART_MOVES}
+    def __init__(self, draw: Callable[[Tensor, Tensor], Tensor], readers: Mapping[str, Reader], size: int):
+        self.draw, self.readers, self.size = draw, dict(readers), size
+        self.generated = {(key, part): 0.0 for key in self.readers for part in PART_MOVES}
+        self.exact = dict(self.generated)
         self.faces = 0
 
     def add(self, z: Tensor, layouts: Tensor, faces: Tensor) -> None:
         """``faces``: ``draw(z, layouts)``, already made by the caller."""
         from facetool.data.augment import tps_warp
 
-        base = self.reader(faces)
+        base = {key: reader(faces) for key, reader in self.readers.items()}
         for part in PART_MOVES:
             moved = move_part(layouts, part, self.size)
-            generated = self.reader(self.draw(z, moved))
-            bent = self.reader(tps_warp(faces, layouts, moved))
-            self.generated[part] += part_shift(generated, base, part).sum().item()
-            self.exact[part] += part_shift(bent, base, part).sum().item()
+            generated, bent = self.draw(z, moved), tps_warp(faces, layouts, moved)
+            for key, reader in self.readers.items():
+                self.generated[key, part] += part_shift(reader(generated), base[key], part).sum().item()
+                self.exact[key, part] += part_shift(reader(bent), base[key], part).sum().item()
         self.faces += len(faces)
 
     def result(self) -> dict[str, float | None]:
-        """``follow_<part>``: generated ÷ exact; None where the reader saw less than :data:`MIN_SEEN` of the exact
-        move (it cannot tell)."""
+        """``follow_<part><key>``: generated ÷ exact; None where the reader saw less than :data:`MIN_SEEN` of the
+        exact move (it cannot tell)."""
         out: dict[str, float | None] = {}
-        for part in PART_MOVES:
-            seen = self.exact[part] / max(self.faces, 1) / asked_shift(part, self.size)
-            out[f"follow_{part}"] = self.generated[part] / self.exact[part] if seen >= MIN_SEEN else None
+        for key, part in self.exact:
+            seen = self.exact[key, part] / max(self.faces, 1) / asked_shift(part, self.size)
+            ratio = self.generated[key, part] / self.exact[key, part] if seen >= MIN_SEEN else None
+            out[f"follow_{part}{key}"] = ratio
         return out
 
 
@@ -116,25 +125,34 @@ def main(argv: list[str] | None = None) -> None:
     from facetool.methods import resolve_weights
     from facetool.plugins import get_host
 
-    from . import _generator
-    from .predictor import load_predictor, parts_predictor_path
+    from . import WganRunOptions, _generator
+    from .predictor import load_predictor, parts_check_predictor_path, parts_predictor_path
     from .train import layout_points
 
     parser = argparse.ArgumentParser(description="follow_* of a warped layout generator and of its ignoring twin")
     parser.add_argument("--data", required=True, help="cartoon folder (facetool data cartoons; its test split)")
     parser.add_argument("--weights", default=None, help="a wgan-landmark run or file (default: the shipped one)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--reader", default=None, help="parts predictor file (default: both shipped parts readers)")
+    parser.add_argument("--no-warp", action="store_true", help="the net as trained, without the run-time warp")
     args = parser.parse_args(argv)
     weights = args.weights or resolve_weights(get_host().generators.get("wgan-landmark"), None)
-    net = _generator(weights).eval()
+    net = _generator(weights, WganRunOptions(warp=not args.no_warp)).eval()
     size = net.config.size
     data = ManifestDataset(args.data, roles=("cartoon",), split="test", size=size)
     layouts = torch.tensor([layout_points(data[i]["labels"], size) for i in range(len(data))], dtype=torch.float32)
-    reader = load_predictor(parts_predictor_path())
-    draws = {"net": lambda z, lay: ((net(z, lay) + 1) / 2).clamp(0, 1), "ignoring twin": ignoring_twin(net)}
+    if args.reader:
+        readers = {"": load_predictor(args.reader)}
+    else:  # both shipped parts readers, as facetool evaluate reads with them
+        readers = {"": load_predictor(parts_predictor_path())}
+        if parts_check_predictor_path().exists():
+            readers["_check"] = load_predictor(parts_check_predictor_path())
+    draws = {"net": lambda z, lay: ((net(z, lay) + 1) / 2).clamp(0, 1)}
+    if net.config.warp:
+        draws["ignoring twin"] = ignoring_twin(net)
     for name, draw in draws.items():
         for seed in args.seeds:
-            noise, meter = torch.Generator().manual_seed(seed), FollowMeter(draw, reader, size)
+            noise, meter = torch.Generator().manual_seed(seed), FollowMeter(draw, readers, size)
             for start in range(0, len(layouts), 16):  # facetool evaluate's default batches and noise draws
                 z = torch.randn(min(16, len(layouts) - start), net.config.z_dim, generator=noise)
                 batch = layouts[start : start + len(z)]

@@ -35,6 +35,12 @@ def parts_predictor_path() -> Path:
     return Path(__file__).parent / "weights" / "predictor-parts.safetensors"
 
 
+def parts_check_predictor_path() -> Path:
+    """The parts predictor's recipe, another seed (1), as long: it reads parts as well (card), and no generator here
+    was trained against it, so it scores the follow ratios of one trained against the parts predictor."""
+    return Path(__file__).parent / "weights" / "predictor-parts-check.safetensors"
+
+
 def _load_split(folder: Path, split: str | None, size: int) -> tuple[Tensor, Tensor]:
     from facetool.data.datasets import ManifestDataset
 
