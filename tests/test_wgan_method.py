@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import kornia
 import numpy as np
 import pytest
 import torch
@@ -161,6 +162,28 @@ def test_jitter_moves_each_face_and_its_layout_alike(one_thread):
         WganTrainOptions(jitter=0.5)
 
 
+def test_parts_move_each_point_on_its_own_and_bend_the_face_with_it(one_thread):
+    from types import SimpleNamespace
+
+    from facetool_wgan_landmark.train import WganTrainer, WganTrainOptions
+
+    layouts = torch.tensor([[[40.0, 48.0], [84, 48], [60, 68], [44, 88], [76, 88], [60, 104]]] * 4)  # 128²
+    images = -torch.ones(4, 3, 128, 128)  # a dark face, a bright blob on its nose point
+    images[:, :, 68, 60] = 1.0
+    images = kornia.filters.gaussian_blur2d(images, (7, 7), (1.5, 1.5))
+    fake = SimpleNamespace(_labelled=lambda batch: (images, layouts),
+                           setup=SimpleNamespace(generator=torch.Generator().manual_seed(0)))  # fmt: skip
+    moved, moved_layouts = WganTrainer._reals(fake, {}, 0.0, 3.0)
+    offsets = moved_layouts - layouts
+    assert offsets.abs().max() > 2 and offsets.abs().max() <= 7.5 + 1e-4  # sd 3 px, clipped at 2.5 sd
+    assert (offsets[:, 2] - offsets[:, 0]).norm(dim=-1).min() > 0.5  # the nose moved apart from the eye
+    for image, layout in zip(moved, moved_layouts, strict=True):
+        row, column = divmod(int(image[0].argmax()), 128)
+        assert abs(column - layout[2, 0]) <= 1 and abs(row - layout[2, 1]) <= 1
+    with pytest.raises(ValueError, match="parts"):
+        WganTrainOptions(parts=9)
+
+
 @pytest.fixture
 def cartoons(tmp_path):
     from facetool.data.common import save_png
@@ -205,9 +228,9 @@ def test_one_training_step_of_every_variant_and_the_runner(cartoons, tmp_path, v
     save_predictor(p, tmp_path / "p.safetensors", record)
     monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
     spec = dataclasses.replace(get_host().generators.get("wgan-landmark"), sizes=(SIZE,))
-    ours = variant == "layout"  # the jittered path, the conditional critic and the warp train too
+    ours = variant == "layout"  # the jittered and parts-moved path, the conditional critic and the warp train too
     options = spec.train.options(variant=variant, g_base=4, d_base=4, z_dim=8, jitter=0.1 if ours else 0.0,
-                                 critic_layout=ours, warp=ours,
+                                 critic_layout=ours, warp=ours, parts=2.0 if ours else 0.0,
                                  point_weights="1,1,4,1,1,1" if variant == "loss" else "")  # fmt: skip
     run = run_training(spec, tmp_path / variant, data=[cartoons], steps=1, batch_size=10, size=SIZE, options=options)
     losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
