@@ -66,15 +66,12 @@ class WganTrainOptions:
     d_base: int = field(default=32, metadata={"help": "critic channels at full size (×2 per halving)"})
     predictor: str = field(default="", metadata={"help": "landmark predictor file (default: the shipped one)"})
     jitter: float = field(default=0.0, metadata={"help": "shift (± this × side) and zoom (1 ± it) real faces"})
-    # The data's nose sits 2.7 px (sd, vertical) off where its other five points put it, so a 7.7 px move is rare
-    # in training; moving each part on its own (TPS-bent faces, as the parts predictor learnt from) makes it common.
+    # Off by default until a long run confirms it. The data's parts move little on their own (the nose 2.7 px sd
+    # down from where the other points put it); bending real faces so each part moves alone shows G that far more
+    # often. Measured (card, "A nose that follows"): the nose followed twice as far 500 steps after a branch.
     parts: float = field(default=0.0, metadata={"help": "move real faces' points on their own (sd, px at 128²)"})
-    critic_layout: bool = field(default=False, metadata={"help": "the critic reads the layout too (layout only)"})
-    # Off: it follows a layout moved off the data's mean better (error to it 0.54× that to the mean layout at 1000
-    # CPU steps, against 0.80× without) but its FID drifts away from plain's (+0.9 % at 1000, +6.5 % at 2000,
-    # +12.1 % at 2500, against +0.1 % unwarped at 2000 and 2500), and a raised λ does more for the test layouts (card).
-    # Each point's distance counts alike by default, so the nose — one point of six — has a sixth of the loss, and
-    # measured it is the part no λ 100 run moved where asked (card, "Does each part follow its own point?").
+    # Each point's distance counts alike by default, so the nose — one point of six — has a sixth of the loss.
+    # Measured (card, "A nose that follows"): the nose weighted 4× for 500 steps followed no further.
     point_weights: str = field(
         default="",
         metadata={
@@ -82,6 +79,10 @@ class WganTrainOptions:
             "layout loss (loss, layout), e.g. 1,1,4,1,1,1 (scaled to mean 1, so λ keeps its size); empty: alike"
         },
     )
+    critic_layout: bool = field(default=False, metadata={"help": "the critic reads the layout too (layout only)"})
+    # Off: it follows a layout moved off the data's mean better (error to it 0.54× that to the mean layout at 1000
+    # CPU steps, against 0.80× without) but its FID drifts away from plain's (+0.9 % at 1000, +6.5 % at 2000,
+    # +12.1 % at 2500, against +0.1 % unwarped at 2000 and 2500), and a raised λ does more for the test layouts (card).
     warp: bool = field(
         default=False,
         metadata={
