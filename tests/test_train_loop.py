@@ -313,8 +313,20 @@ def test_runs_under_torchrun_on_two_cpu_processes(pairs: Path, tmp_path: Path) -
     assert len(lines) == 4  # rank 0 alone writes
 
 
+@pytest.fixture
+def signals_not_ignored():
+    """A shell that starts pytest in the background (``pytest &`` in a script) hands it SIGINT ignored, and the loop
+    rightly keeps an inherited SIG_IGN: give both signals their usual handlers for the test, then put back what was."""
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for sig, handler in kept.items():
+        signal.signal(sig, handler)
+
+
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
-def test_a_stop_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path, pairs, signame):
+def test_a_stop_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path, pairs, signame, signals_not_ignored):
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     run_training(toy_spec(), straight, data=[pairs], steps=6, save_every=4)
 
