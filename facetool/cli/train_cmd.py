@@ -33,6 +33,9 @@ facetool train … (each process takes its share of every batch).
 
   facetool train loomis-pix2pix --data data/my-loomis --out runs/mine --init shipped --steps 500
   (a new run from the shipped weights: fine-tune them on your data)
+
+  facetool train wgan-landmark --data data/cartoons --out runs/w --average 0.999
+  (export the generator's weights averaged over the last steps, not the last step's)
 """
 
 
@@ -67,6 +70,12 @@ def register(app: typer.Typer) -> None:
         save_every: int | None = typer.Option(None, "--save-every", min=1, help="Checkpoint every N steps (500)."),
         sample_every: int | None = typer.Option(None, "--sample-every", min=1, help="Sample grid every N steps (250)."),
         workers: int = typer.Option(0, "--workers", min=0, help="Data-loading processes (0: in the main process)."),
+        average: float | None = typer.Option(
+            None,
+            "--average",
+            help="Keep an exponential moving average of the exported nets' weights with this decay (0.999) and "
+            "export it: smoother GAN samples; on --resume it may be switched on or changed. 0: none (default).",
+        ),
     ) -> None:
         from ..device import resolve_device
         from ..options import parse_options
@@ -96,7 +105,7 @@ def register(app: typer.Typer) -> None:
                 size=size, resume=resume is not None, branch_from=resume if branch else None, init=init, device=dev,
                 precision=precision, seed=seed,
                 options=options, flip=False if no_flip else None, save_every=save_every, sample_every=sample_every,
-                workers=workers,
+                workers=workers, average=average,
                 log=reporter.log, progress=reporter.update,
             )  # fmt: skip
         finally:

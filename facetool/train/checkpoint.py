@@ -48,6 +48,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import FacetoolError, UsageError
+from .average import AVERAGE, split_average
 from .rng import Generator, capture_rng_state, restore_rng_state
 
 __all__ = [
@@ -729,8 +730,13 @@ def export_weights(
     return path
 
 
-def load_weights(path: str | os.PathLike, nets: Mapping[str, nn.Module], strict: bool = True) -> dict[str, str]:
-    """Load nets from an exported weights file or a checkpoint (tensors cast to each net's dtype); its metadata."""
+def load_weights(
+    path: str | os.PathLike, nets: Mapping[str, nn.Module], strict: bool = True, raw: bool = False
+) -> dict[str, str]:
+    """Load nets from an exported weights file or a checkpoint (tensors cast to each net's dtype); its metadata.
+
+    A checkpoint of a run that keeps a weight average (``--average``) gives the averaged nets, as the run exports
+    them; ``raw``: the nets as trained."""
     path = Path(path)
     if path.is_dir():
         folder = _resolve(path)
@@ -741,6 +747,8 @@ def load_weights(path: str | os.PathLike, nets: Mapping[str, nn.Module], strict:
     else:
         raise FacetoolError(f"{path} does not exist")
     saved = _split_nets(_read_tensors(file, folder))
+    if AVERAGE in saved and not raw:
+        saved |= split_average(saved[AVERAGE])
     _match_nets(file, saved, nets, strict)
     for name, net in nets.items():
         net.load_state_dict(saved[name], strict=strict)

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from ..errors import FacetoolError, TrainingStopped, UsageError
+from .average import AVERAGE, UPDATES, WeightAverage, split_average
 from .checkpoint import (
     TrainState,
     config_record,
@@ -66,6 +67,7 @@ class RunSettings:
     sample_every: int = 250
     init: str = ""  # what --init started the nets from ("" : fresh); see :func:`_init_source`
     branch: str = ""  # the checkpoint this run branched from with other options ("" : none); see ``branch_from``
+    average: float = 0.0  # decay of the exported nets' weight average (0: none); see :mod:`facetool.train.average`
 
 
 @dataclass
@@ -313,12 +315,13 @@ def _settings_from(state: TrainState) -> RunSettings:
 
 
 def _check_resume_overrides(saved: RunSettings, given: Mapping[str, Any]) -> RunSettings:
-    """A resumed run keeps its settings; only ``steps`` (to extend it) and the save/sample cadence may change."""
+    """A resumed run keeps its settings; only ``steps`` (to extend it), the save/sample cadence and the weight
+    average's decay (it reads the nets, never trains them) may change."""
     changed = {}
     for key, value in given.items():
         if value is None:
             continue
-        if key in ("steps", "save_every", "sample_every"):
+        if key in ("steps", "save_every", "sample_every", "average"):
             changed[key] = value
         elif value != getattr(saved, key):
             raise UsageError(
@@ -347,6 +350,7 @@ def run_training(
     flip: bool | None = None,
     save_every: int | None = None,
     sample_every: int | None = None,
+    average: float | None = None,
     workers: int = 0,
     keep: int = 3,
     log: Callable[[str], None] | None = None,
@@ -359,7 +363,9 @@ def run_training(
     nets the new options would build otherwise are refused.
     ``init``: a new run whose nets start from other weights — a run or checkpoint folder, an exported weights file,
     or ``"shipped"`` (the method's default weights): the nets it holds are loaded, the others start fresh;
-    optimisers and the step count are the new run's own. ``options`` is the method's training-options dataclass
+    optimisers and the step count are the new run's own. ``average`` (a decay in (0, 1), 0: none): keep an
+    exponential moving average of the exported nets' weights, which the run then exports (may be switched on or
+    changed on resume). ``options`` is the method's training-options dataclass
     instance (None: its defaults; with ``init``, the options the source was trained with — :func:`init_options`).
     Nets the options would build otherwise than the source's (another width) are refused. ``log`` receives
     one-line messages (rank 0); ``progress(step, steps, losses)`` is called after every step (rank 0).
@@ -388,7 +394,7 @@ def run_training(
         given = dict(
             data=[str(Path(p).resolve()) for p in data] if data else None, size=size, steps=steps,
             batch_size=batch_size, seed=seed, precision=precision, flip=flip, save_every=save_every,
-            sample_every=sample_every,
+            sample_every=sample_every, average=average,
         )  # fmt: skip
         if epochs is not None:
             raise UsageError("--resume takes --steps (the total to reach), not --epochs")
@@ -424,11 +430,14 @@ def run_training(
             save_every=save_every or 500,
             sample_every=sample_every or 250,
             init=source.describe() if source is not None else "",
+            average=average or 0.0,
         )
     if settings.precision != "fp32" and not settings.precision.startswith(("bf16", "fp16")):
         raise UsageError(f"--precision {settings.precision}: use fp32, bf16 or fp16")
     if settings.precision == "fp16" and not device.startswith("cuda"):
         raise UsageError("--precision fp16 needs a CUDA device (use bf16 or fp32 on this device)")
+    if not 0.0 <= settings.average < 1.0:
+        raise UsageError(f"--average {settings.average}: give a decay in [0, 1) (0.999; 0: no average)")
 
     seed_everything(settings.seed + dist_info.rank)
     streams_roles = train.streams(options)
@@ -480,6 +489,7 @@ def run_training(
         if state.extra.get("run", {}).get("steps") != settings.steps:
             _restart_schedules(trainer.schedulers.values())
         log(f"resumed {origin} at step {start} of {settings.steps}" + (f", into {out}" if branch_from else ""))
+    averager = _start_average(trainer, settings.average, state, start, log)
     if start >= settings.steps:
         raise UsageError(f"--resume {origin}: the run already reached step {start}; give --steps above it to extend")
 
@@ -519,6 +529,8 @@ def run_training(
                 extra = trainer.extra_state()
                 if extra:
                     nets[EXTRA] = extra
+            if averager is not None:
+                nets[AVERAGE] = averager.state()
             path = save_checkpoint(
                 out, checkpoint_state(step), nets, trainer.optimizers, trainer.schedulers, amp.scaler, keep=keep,
                 generators={"method": generator},
@@ -544,6 +556,8 @@ def run_training(
                     f"step {step + 1}: loss {bad[0]} is {losses[bad[0]]}: training stopped; {where} "
                     "(resume with --resume after lowering the learning rate, or try --precision fp32)"
                 )
+            if averager is not None:
+                averager.update()
             step += 1
             record = {"step": step, **{k: round(float(v), 6) for k, v in losses.items()}}
             history.append(record)
@@ -586,6 +600,28 @@ def _prefetch(loader: Any) -> Iterator[Any]:
 def _epoch(step: int, settings: RunSettings, datasets: Mapping[str, Any]) -> int:
     first = next(iter(datasets.values()))
     return step * settings.batch_size // max(1, len(first))
+
+
+def _start_average(
+    trainer: Any, decay: float, state: TrainState | None, start: int, log: Callable[[str], None]
+) -> WeightAverage | None:
+    """The exported nets' weight average (None when ``decay`` is 0): from the checkpoint when it holds one, else
+    begun from the nets as they are now (a new run, or averaging switched on at a resume)."""
+    if decay <= 0:
+        return None
+    averager = WeightAverage({name: trainer.nets[name] for name in trainer.export}, decay)
+    saved = {}
+    if state is not None:
+        try:
+            saved = read_net_weights(state.path, [AVERAGE])[AVERAGE]
+        except FacetoolError:
+            saved = {}
+    if saved:
+        averager.load(saved)
+        log(f"weight average of {', '.join(trainer.export)} resumed ({averager.updates} updates, decay {decay})")
+    elif start > 0:
+        log(f"weight average of {', '.join(trainer.export)} begins at step {start} (decay {decay})")
+    return averager
 
 
 def _saved_configs(state: TrainState | None) -> dict[str, Any]:
@@ -761,21 +797,28 @@ def _write_loss_curve(losses_path: Path, path: Path) -> None:
     write_image(path, loss_curve(history))
 
 
-def export_run_weights(run: Path, method: str, path: Path | None = None, dtype: torch.dtype = torch.float16) -> Path:
-    """The shippable weights of a run's latest checkpoint: its exported nets in ``dtype``, configs and settings
-    in the metadata. Default path ``RUN/<method>.safetensors``."""
+def export_run_weights(
+    run: Path, method: str, path: Path | None = None, dtype: torch.dtype = torch.float16, raw: bool = False
+) -> Path:
+    """The shippable weights of a run's latest checkpoint (or of a checkpoint folder): its exported nets in
+    ``dtype``, configs and settings in the metadata — their weight average when the run kept one, unless ``raw``.
+    Default path ``RUN/<method>.safetensors``."""
     state = read_state(run)
     if state.method != method:
         raise UsageError(f"{run} is a run of method {state.method}, not {method}")
     exported = state.extra.get("export") or None
     nets = read_net_weights(run)
-    names = exported or [n for n in nets if n != EXTRA]
+    names = exported or [n for n in nets if n not in (EXTRA, AVERAGE)]
     path = path or Path(run) / f"{method}.safetensors"
     settings = state.extra.get("run") or {}
+    averaged = split_average(nets[AVERAGE]) if AVERAGE in nets and not raw else {}
+    nets |= {name: averaged[name] for name in names if name in averaged}
     metadata = {
         "train_options": json.dumps(state.options),
         "train_settings": json.dumps(
             {k: settings.get(k) for k in ("size", "steps", "batch_size", "seed", "precision", "init") if k in settings}
         ),
     }
+    if averaged:
+        metadata["averaged"] = json.dumps({"decay": settings.get("average"), "updates": int(nets[AVERAGE][UPDATES])})
     return export_weights(path, {n: nets[n] for n in names}, dtype=dtype, state=state, metadata=metadata)
