@@ -100,6 +100,17 @@ def test_the_average_resumes_exactly_and_can_begin_at_a_resume(pairs: Path, tmp_
         assert torch.equal(value, read_net_weights(late)["G"][key]), key
 
 
+def test_averaging_never_changes_training_and_the_samples_show_the_average(pairs: Path, tmp_path: Path) -> None:
+    plain, averaged = tmp_path / "plain", tmp_path / "averaged"
+    run_training(toy_spec(), plain, data=[pairs], steps=4, sample_every=1)
+    run_training(toy_spec(), averaged, data=[pairs], steps=4, sample_every=1, average=0.5)
+    for key, value in read_net_weights(plain)["G"].items():  # the weights were swapped for each grid and back
+        assert torch.equal(value, read_net_weights(averaged)["G"][key]), key
+    assert (plain / "losses.jsonl").read_text() == (averaged / "losses.jsonl").read_text()
+    grid = "samples/step-000004.png"
+    assert (plain / grid).read_bytes() != (averaged / grid).read_bytes()
+
+
 def test_a_decay_outside_0_1_is_refused(pairs: Path, tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(UsageError, match="--average"):
         run_training(toy_spec(), tmp_path / "a", data=[pairs], steps=2, average=1.0)

@@ -11,8 +11,9 @@ on averaging where it stopped, and ``load_weights`` on a checkpoint folder gives
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -61,6 +62,19 @@ class WeightAverage:
                 for kept, new in zip(average.buffers(), source.buffers(), strict=True):
                     kept.copy_(new)
         self.updates += 1
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """Within: the training nets hold the averaged weights (sample grids show what the run exports); after, their
+        own again, exactly (copied back in place, so optimisers keep their parameters)."""
+        own = {name: {k: v.clone() for k, v in self.sources[name].state_dict().items()} for name in self.nets}
+        try:
+            for name, average in self.nets.items():
+                self.sources[name].load_state_dict(average.state_dict())
+            yield
+        finally:
+            for name, weights in own.items():
+                self.sources[name].load_state_dict(weights)
 
     def state(self) -> dict[str, torch.Tensor]:
         """Flat tensors for a checkpoint: ``<net>.<key>`` and ``updates``."""

@@ -17,6 +17,7 @@ checkpoint and raises :class:`~facetool.errors.TrainingStopped`; a second Ctrl-C
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -568,7 +569,8 @@ def run_training(
             if progress is not None and dist_info.main:
                 progress(step, settings.steps, losses)
             if sample_batch is not None and (step % settings.sample_every == 0 or step == settings.steps):
-                _write_samples(trainer, sample_batch, out / "samples" / f"step-{step:06d}.png")
+                with averager.applied() if averager is not None else contextlib.nullcontext():
+                    _write_samples(trainer, sample_batch, out / "samples" / f"step-{step:06d}.png")
             if step % settings.save_every == 0 or step == settings.steps or stop.signal_name is not None:
                 if log_file is not None:
                     log_file.flush()  # the log holds every step the checkpoint holds
