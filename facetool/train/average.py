@@ -94,10 +94,6 @@ class WeightAverage:
 
 def split_average(tensors: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
     """The ``_average`` pseudo-net's tensors as per-net state dicts (the update count left out)."""
-    per_net: dict[str, dict[str, torch.Tensor]] = {}
-    for key, tensor in tensors.items():
-        if key == UPDATES:
-            continue
-        name, _, rest = key.partition(".")
-        per_net.setdefault(name, {})[rest] = tensor
-    return per_net
+    from .checkpoint import split_nets
+
+    return split_nets({key: tensor for key, tensor in tensors.items() if key != UPDATES})

@@ -63,6 +63,7 @@ __all__ = [
     "read_net_weights",
     "read_state",
     "save_checkpoint",
+    "split_nets",
 ]
 
 FORMAT_VERSION = 1
@@ -575,7 +576,8 @@ def _verify_files(folder: Path, full: bool) -> None:
                 raise _corrupt(folder, file, "sha256 mismatch")
 
 
-def _split_nets(weights: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+def split_nets(weights: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """``{"G.conv.weight": t, …}`` -> ``{"G": {"conv.weight": t}, …}``."""
     per_net: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in weights.items():
         name, _, rest = key.partition(".")
@@ -642,7 +644,7 @@ def load_checkpoint(
         raise UsageError(f"{path_or_run_dir} holds a checkpoint of method {state.method}, not {expect_method}")
     _verify_files(folder, full=verify)
 
-    saved_nets = _split_nets(_read_tensors(folder / WEIGHTS, folder)) if nets else {}
+    saved_nets = split_nets(_read_tensors(folder / WEIGHTS, folder)) if nets else {}
     _match_nets(folder, saved_nets, nets, strict)
 
     optim: dict[str, Any] = {}
@@ -686,7 +688,7 @@ def read_net_weights(
     """Per-net state dicts of a checkpoint (all nets, or ``names``), without building any module."""
     folder = _resolve(path_or_run_dir)
     _verify_files(folder, full=False)
-    per_net = _split_nets(_read_tensors(folder / WEIGHTS, folder))
+    per_net = split_nets(_read_tensors(folder / WEIGHTS, folder))
     if names is None:
         return per_net
     absent = [n for n in names if n not in per_net]
@@ -746,7 +748,7 @@ def load_weights(
         folder, file = path, path
     else:
         raise FacetoolError(f"{path} does not exist")
-    saved = _split_nets(_read_tensors(file, folder))
+    saved = split_nets(_read_tensors(file, folder))
     if AVERAGE in saved and not raw:
         saved |= split_average(saved[AVERAGE])
     _match_nets(file, saved, nets, strict)
