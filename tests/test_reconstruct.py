@@ -69,7 +69,15 @@ def test_one_mesh_per_face_in_the_photo_frame_with_maps(photo, tmp_path):
 
 def test_usage_errors(photo, tmp_path):
     bad = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-o", str(tmp_path / "face.fbx")])
-    assert bad.exit_code == 2 and "mesh formats" in bad.stderr
+    assert bad.exit_code == 2 and ".ply" in bad.stderr and "folder ending in /" in bad.stderr
+    bare = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-o", str(tmp_path / "face")])
+    assert bare.exit_code == 2 and "no suffix" in bare.stderr and not (tmp_path / "face").exists()
+
+
+def test_output_folder_to_be_made_gets_ply_per_face(photo, tmp_path):
+    result = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-o", f"{tmp_path / 'meshes'}/"])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "meshes").iterdir()) == ["photo.face0.ply", "photo.face1.ply"]
 
 
 def test_to_photo_frame_inverts_the_crop_similarity():

@@ -123,6 +123,22 @@ def test_default_output_beside_input_and_several_inputs(photo, tmp_path):
     assert (tmp_path / "photo.identity.png").exists()
 
 
+def test_output_folder_to_be_made_and_a_file_without_format(photo, tmp_path):
+    path, _ = photo
+    # "-o new/" with one two-face photo: a folder (made), not a file named "new" with per-face suffixes
+    result = run("stylize", str(path), "-m", "identity", "--crop", "--size", "64", "-o", f"{tmp_path / 'new'}/")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == [
+        "photo.identity.face0.png",
+        "photo.identity.face1.png",
+    ]
+    # a file with no image suffix is refused before any work, in one line, and nothing is written
+    for bad in ("plain", "drawing.txt"):
+        result = run("stylize", str(path), "-m", "identity", "--size", "64", "-o", str(tmp_path / bad))
+        assert result.exit_code == 2 and "folder ending in /" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / bad).exists()
+
+
 def test_same_stems_and_several_faces_never_overwrite_each_other(photo, tmp_path):
     path, image = photo
     other = tmp_path / "b [draft]"

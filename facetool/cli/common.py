@@ -65,21 +65,32 @@ def task_method(method: str | None, task: str, size: int | None) -> tuple[str, A
     return name, spec, size
 
 
-def output_paths(inputs: list[Path], out: Path | None, suffix: str, ext: str) -> list[Path]:
+def output_paths(
+    inputs: list[Path], out: str | Path | None, suffix: str, ext: str, formats: Iterable[str] | None = None
+) -> list[Path]:
     """Where each input's result goes.
 
-    One input: ``out`` is the file (default ``<stem><suffix><ext>`` beside the input). Several inputs: ``out`` is a
-    folder (created) and each result is ``<stem><suffix><ext>`` in it (default: beside each input).
+    ``out`` is a folder when it ends in "/" (made if missing), already is one, or there are several inputs: each
+    result is then ``<stem><suffix><ext>`` in it. Otherwise, with one input, ``out`` is the file, and its suffix
+    must be one of ``formats`` (when given) — checked here, before any work. No ``out``: beside each input.
+    The option is taken as a str where it can be: a Path drops the trailing "/" that marks a folder to be made.
     """
-    if out is not None and len(inputs) > 1:
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"-o {out}: with several inputs, -o must be a folder")
-        return _unique([out / f"{p.stem}{suffix}{ext}" for p in inputs])
-    if out is not None:
-        if out.is_dir():
-            return [out / f"{inputs[0].stem}{suffix}{ext}"]
-        return [out]
-    return _unique([p.with_name(f"{p.stem}{suffix}{ext}") for p in inputs])
+    if out is None:
+        return _unique([p.with_name(f"{p.stem}{suffix}{ext}") for p in inputs])
+    text, path = str(out), Path(out)
+    folder = text.endswith(("/", "\\")) or path.is_dir()
+    if len(inputs) > 1 and not folder:
+        if path.exists():
+            raise UsageError(f"-o {text}: with several inputs, -o must be a folder")
+        folder = True
+    if folder:
+        return _unique([path / f"{p.stem}{suffix}{ext}" for p in inputs])
+    if formats is not None:
+        known = sorted(formats)
+        if path.suffix.lower() not in known:
+            what = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
+            raise UsageError(f"-o {text}: {what}; give a file ending in {', '.join(known)}, or a folder ending in /")
+    return [path]
 
 
 def _unique(paths: list[Path]) -> list[Path]:

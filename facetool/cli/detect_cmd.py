@@ -30,17 +30,23 @@ def register(app: typer.Typer) -> None:
         detector: str | None = typer.Option(None, "--detector", "-d", help="Detector name (see facetool plugins)."),
         detector_option: list[str] = typer.Option([], "--detector-option", "-D", help="Detector setting key=value."),
         face: str = typer.Option("all", "--face", help="all, largest, or a face number (0 = largest)."),
-        output: Path | None = typer.Option(None, "--output", "-o", help="Annotated image (a folder for several)."),
+        output: str | None = typer.Option(
+            None, "--output", "-o", help="Annotated image, or a folder (ending in /; always one for several)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the face records as JSON."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
-        from ..imageio import expand_inputs
+        from ..imageio import IMAGE_SUFFIXES, expand_inputs
         from ..pipeline import close_detector, load_detector, parse_face_choice
 
         choice = parse_face_choice(face)
         inputs = expand_inputs(images)
-        targets = output_paths(inputs, output, ".faces", ".png") if output is not None else [None] * len(inputs)
+        targets = (
+            output_paths(inputs, output, ".faces", ".png", IMAGE_SUFFIXES)
+            if output is not None
+            else [None] * len(inputs)
+        )
         spec, model = load_detector(detector, detector_option, resolve_device(device))
         try:
             results, failures = _detect_all(inputs, targets, spec.name, model, choice)

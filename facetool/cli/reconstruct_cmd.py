@@ -35,7 +35,9 @@ def register(app: typer.Typer) -> None:
         images: list[str] = typer.Argument(..., help="Image files, folders or quoted globs."),
         method: str | None = typer.Option(None, "--method", "-m", help="Reconstruct method (default: the first)."),
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
-        output: Path | None = typer.Option(None, "--output", "-o", help="Mesh file (a folder for several inputs)."),
+        output: str | None = typer.Option(
+            None, "--output", "-o", help="Mesh file, or a folder (ending in /; always one for several inputs)."
+        ),
         face: str = typer.Option("all", "--face", help="all, largest, or a face number (0 = largest)."),
         size: int | None = typer.Option(None, "--size", help="Crop size the method runs at."),
         aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned crops: skip detection."),
@@ -54,14 +56,13 @@ def register(app: typer.Typer) -> None:
 
         name, spec, size = task_method(method, "reconstruct", size)
         formats = mesh_exporters()
-        if output is not None and output.suffix and output.suffix.lower() not in formats:
-            raise UsageError(f"-o {output}: mesh formats are {', '.join(sorted(formats))}")
         choice = parse_face_choice(face)
         inputs = expand_inputs(images)
         if preview is not None and (preview.suffix.lower() != ".png" or len(inputs) != 1):
             raise UsageError("--preview takes a .png path and one input image")
-        suffix = output.suffix.lower() if output is not None and output.suffix else ".ply"
-        targets = output_paths(inputs, output, "", suffix)
+        # A folder gets .ply files; a file's suffix picks the format (output_paths refuses unknown ones up front).
+        given = Path(output).suffix.lower() if output is not None else ""
+        targets = output_paths(inputs, output, "", given if given in formats else ".ply", formats)
         dev = resolve_device(device)
         check_assets(spec.assets)
         runner = spec.load(parse_options(spec.options, option, f"method {name}"), dev, resolve_weights(spec, weights))

@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
         variant: str | None = typer.Option(
             None, "--variant", help="Method variant, where it has some (= -O variant=…)."
         ),
-        output: Path | None = typer.Option(None, "--output", "-o", help="Output file (a folder for several)."),
+        output: str | None = typer.Option(
+            None, "--output", "-o", help="Output image, or a folder (ending in /; always one for several)."
+        ),
         face: str = typer.Option("all", "--face", help="all, largest, or a face number (0 = largest)."),
         crop: bool = typer.Option(False, "--crop", help="Aligned results alone: OUT.face0.png, OUT.face1.png …"),
         size: int | None = typer.Option(None, "--size", help="Crop size the method runs at."),
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
-        from ..imageio import expand_inputs
+        from ..imageio import IMAGE_SUFFIXES, expand_inputs
         from ..methods import resolve_weights
         from ..options import parse_options
         from ..pipeline import check_assets, close_detector, load_detector, parse_face_choice
@@ -68,7 +70,7 @@ def register(app: typer.Typer) -> None:
         inputs = expand_inputs(images)
         if mask is not None and len(inputs) != 1:
             raise UsageError("--mask is the person mask of one photo: give a single input with it")
-        targets = output_paths(inputs, output, f".{name}", ".png")
+        targets = output_paths(inputs, output, f".{name}", ".png", IMAGE_SUFFIXES)
         dev = resolve_device(device)
         check_assets(spec.assets)
         runner = spec.load(options, dev, resolve_weights(spec, weights))
