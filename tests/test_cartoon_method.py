@@ -129,6 +129,38 @@ def test_runner_auto_hair_falls_back_to_brown_on_a_hairless_crop(one_thread):
     assert out.shape == (1, 3, 128, 128) and runner.chosen == ["brown"]
 
 
+def test_auto_hair_on_a_black_and_white_photo_goes_by_lightness_and_never_says_grey(monkeypatch):
+    from facetool_cartoon.hair import grey_photo_hair, is_monochrome, photo_hair
+
+    import facetool.data.labels as labels
+
+    rng = np.random.default_rng(0)
+    grey = np.repeat(rng.integers(0, 256, (64, 64, 1)), 3, axis=2).astype(np.uint8)
+    noisy = np.clip(grey + rng.integers(-2, 3, grey.shape), 0, 255).astype(np.uint8)  # JPEG-like chroma noise
+    sepia = np.clip(grey * np.array([1.0, 0.85, 0.65]), 0, 255).astype(np.uint8)
+    assert is_monochrome(grey) and is_monochrome(noisy)
+    assert not is_monochrome(sepia) and not is_monochrome(rng.integers(0, 256, (64, 64, 3)).astype(np.uint8))
+    assert [grey_photo_hair(v) for v in (5.0, 30.0, 60.0)] == ["black", "brown", "blonde"]
+    # The labeller's colour rules call mid-lightness hair without chroma "grey"; on a grey photo that is no evidence.
+    monkeypatch.setattr(labels, "hair_colour", lambda image, face, mask: {"class": "grey", "lab": [30.0, 0.0, 0.0]})
+    monkeypatch.setattr(labels, "foreground_mask", lambda image, face: None)
+    crop = torch.rand(3, 128, 128)
+    assert photo_hair(crop.mean(0, keepdim=True).expand(3, -1, -1)) == "brown"
+    assert photo_hair(crop) == "grey"  # a colour photo keeps the labeller's answer
+
+
+def test_auto_hair_agreement_counts_each_labelled_crop_in_colour_and_grey(domains, monkeypatch):
+    from facetool_cartoon.hair import auto_hair_agreement
+
+    import facetool.data.labels as labels
+
+    monkeypatch.setattr(labels, "hair_colour", lambda image, face, mask: {"class": "grey", "lab": [30.0, 0.0, 0.0]})
+    monkeypatch.setattr(labels, "foreground_mask", lambda image, face: None)
+    record = auto_hair_agreement(domains[0])  # labels brown, black, none, grey: the unlabelled crop is left out
+    assert record["faces"] == 3 and record["colour"] == record["grey"] == 0.333
+    assert record["grey_confusion"] == {"brown": {"brown": 1}, "black": {"brown": 1}, "grey": {"brown": 1}}
+
+
 def test_photo_crops_of_labelled_photos(tmp_path):
     from facetool.data.common import read_manifest, save_png
     from facetool.data.facecrops import make_crops
