@@ -102,6 +102,40 @@ def test_like_takes_the_largest_faces_layout_in_the_methods_template(app, tmp_pa
     assert np.abs(np.array(list(layout.values())) - template).max() < 0.05
 
 
+class ReadingRunner(DotRunner):
+    def layout_from_image(self, image):
+        return {"nose": [0.5, 0.6]}
+
+
+class NoFaces:
+    @hookimpl
+    def register_detectors(self, register):
+        from facetool.detectors import DetectorSpec
+
+        class Blind:
+            def detect(self, image):
+                return []
+
+        register(DetectorSpec(name="blind", load=lambda o, d: Blind(), description="test"))
+
+    @hookimpl
+    def register_generators(self, register):
+        register(MethodSpec(name="reader", task="generate", load=lambda o, d, w: ReadingRunner(), description="test",
+                            input_size=SIZE, sizes=(SIZE,), template="portrait"))  # fmt: skip
+
+
+def test_like_without_a_face_says_the_predictor_read_the_layout(app, tmp_path):
+    get_host().register_object(NoFaces(), "no-faces")
+    blank = tmp_path / "blank.png"
+    write_image(blank, np.full((60, 60, 3), 200, np.uint8))
+    result = run(app, "generate", "-m", "reader", "--like", str(blank), "-d", "blind", "-o", str(tmp_path / "o.png"))
+    assert result.exit_code == 0, result.output
+    assert DotRunner.layouts[-1] == {"nose": [0.5, 0.6]}
+    assert "blind found no face" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = run(app, "generate", "-m", "dots", "--like", str(blank), "-d", "blind", "-o", str(tmp_path / "p.png"))
+    assert result.exit_code == 1 and "no face found" in result.stderr  # no predictor: an error, as before
+
+
 def test_usage_errors(app, tmp_path):
     layout = tmp_path / "l.json"
     layout.write_text('{"size": 8, "points": {"nose": [4, 4]}}')

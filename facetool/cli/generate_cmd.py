@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import out, task_method
+from .common import err, out, task_method
 
 HELP = """Generate faces from noise with a generate method, optionally shaped like a given layout.
 
@@ -85,6 +85,9 @@ def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None
     predict = getattr(runner, "layout_from_image", None)
     if predict is None:
         raise FacetoolError(f"--like {image_path}: no face found (try another --detector)")
+    # The predictor reads a layout from any picture, a blank one too: say which reader gave it.
+    err.print(f"--like {image_path}: {det_spec.name} found no face; the layout is the one the method's predictor "
+              "reads, as from a drawing", highlight=False)  # fmt: skip
     return predict(image)
 
 
