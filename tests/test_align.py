@@ -236,6 +236,17 @@ def test_crop_faces_edge_colour_fills_past_the_photo_with_its_border_median():
     assert not (border[..., :9, :3] == 0.25).all()  # where border mode repeats the odd pixels
 
 
+def test_crop_faces_auto_fills_with_one_colour_only_crops_mostly_past_the_photo():
+    image = torch.rand(1, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    tight = torch.tensor([[1.0, 0.0, 10.0], [0.0, 1.0, 10.0]])  # the photo covers 400 of the 40² crop: 0.25 inside
+    inside = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])  # the 40² crop is the photo, twice as large
+    near = torch.tensor([[2.0, 0.0, 8.0], [0.0, 2.0, 0.0]])  # 0.8 of the crop inside: a face near the photo's edge
+    got = crop_faces(image, torch.stack([tight, inside, near]), 40, "auto")  # chosen per face in one batch
+    for i, (m, mode) in enumerate(((tight, "edge-colour"), (inside, "border"), (near, "border"))):
+        torch.testing.assert_close(got[i : i + 1], crop_faces(image, m[None], 40, mode))
+    assert not torch.equal(got[:1], crop_faces(image, tight[None], 40, "border"))
+
+
 def test_feather_mask():
     size = 64
     mask = feather_mask(size, 0.25)

@@ -208,7 +208,7 @@ def test_hair_and_variant_flags_are_the_method_settings_and_others_refuse_them(t
 
     spec = get_host().generators.get("cartoon")
     runner = spec.load(spec.options(padding="edge-colour"), "cpu", None)
-    assert runner.crop_padding == "edge-colour" and spec.load(None, "cpu", None).crop_padding == "border"
+    assert runner.crop_padding == "edge-colour" and spec.load(None, "cpu", None).crop_padding == "auto"
     assert spec.network(spec.options(padding="edge-colour"), None).crop_padding == "edge-colour"
     assert spec.load(None, "cpu", None).plain_backdrop  # the default: speckle painted over
     assert not spec.load(spec.options(backdrop="drawn"), "cpu", None).plain_backdrop
@@ -275,3 +275,27 @@ def test_cartoons_without_landmarks_get_the_regressors_points(domains, tmp_path,
     run = run_training(spec, tmp_path / "run", data=[photos, cartoons], steps=1, batch_size=2, size=SIZE,
                        options=options)  # fmt: skip
     assert run.weights.is_file()
+
+
+def test_tight_cuts_measure_each_padding_against_the_uncut_photo(tmp_path):
+    from facetool_cartoon.tight import measure_tight
+
+    from facetool.data.common import save_png
+
+    photos = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    save_png(photos / "a.png", (rng.random((240, 200, 3)) * 255).astype(np.uint8))
+    angle = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    p68 = np.stack([100 + 40 * np.cos(angle), 120 + 50 * np.sin(angle)], 1)  # only the box of the 68 is read
+    p5 = [[84, 110], [116, 110], [100, 128], [88, 146], [112, 146]]
+    face = {"box": [60, 70, 140, 170], "score": 0.9, "points5": p5, "points68": p68.tolist()}
+    (photos / "labels").mkdir()
+    (photos / "labels" / "a.json").write_text(json.dumps({"width": 200, "height": 240, "faces": [face],
+                                                          "hair": {"class": "black", "confidence": 0.9}}))  # fmt: skip
+    save_png(photos / "unlabelled.png", np.zeros((32, 32, 3), np.uint8))  # no labels: left out
+    report = measure_tight(photos, None, scales=(1.1, 3.0), paddings=("border", "edge-colour", "auto"))
+    assert set(report) == {"uncut"} | {f"{s} {p}" for s in (1.1, 3.0) for p in ("border", "edge-colour", "auto")}
+    assert all(row["faces"] == 1 and "fid" not in row for row in report.values())
+    assert report["uncut"]["change"] == 0 and report["1.1 border"]["change"] > 0
+    assert report["1.1 border"] != report["1.1 edge-colour"]  # a cut that tight leaves most of the crop to fill
+    assert report["1.1 auto"] == report["1.1 edge-colour"] and report["3.0 auto"] == report["3.0 border"]

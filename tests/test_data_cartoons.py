@@ -306,6 +306,10 @@ def test_cut_edges_repeats_the_last_kept_row_and_column_like_a_photo_that_ends()
     square[..., 8:24, 8:24] = 0.6
     flat = cut_sides(square, torch.tensor([0.25, 0.25, 0.25, 0.25]), fill="edge-colour")
     assert (flat[..., :8, :] == 0.6).all() and (flat[..., 8:24, 8:24] == 0.6).all()
+    # auto: one colour only where less than half is kept (0.25 kept here), the edge repeated otherwise
+    torch.testing.assert_close(cut_sides(square, torch.tensor([0.25, 0.25, 0.25, 0.25]), fill="auto"), flat)
+    light = torch.tensor([0.1, 0.1, 0.1, 0.1])  # 0.64 kept
+    torch.testing.assert_close(cut_sides(square, light, fill="auto"), cut_sides(square, light, fill="border"))
     with pytest.raises(ValueError):
         cut_sides(square, torch.zeros(4), fill="mirror")
 

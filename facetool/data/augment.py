@@ -336,8 +336,10 @@ def cut_sides(image: torch.Tensor, cuts: torch.Tensor, fill: str = "border") -> 
     Args:
         image: :math:`(B, C, H, W)`.
         cuts: :math:`(B, 4)` or :math:`(4,)` fractions of the side (left, top, right, bottom), each below 0.5.
-        fill: ``border`` (the kept edge repeated) or ``edge-colour`` (one flat colour, the median of the kept part's
-            outermost pixels): the two ways :func:`facetool.align.crop_faces` fills what lies past a photo.
+        fill: ``border`` (the kept edge repeated), ``edge-colour`` (one flat colour, the median of the kept part's
+            outermost pixels) or ``auto`` (``edge-colour`` where less than
+            :data:`facetool.align.AUTO_EDGE_COLOUR_BELOW` of the item is kept): as :func:`facetool.align.crop_faces`
+            fills what lies past a photo.
 
     Returns:
         :math:`(B, C, H, W)`, the same dtype.
@@ -346,8 +348,11 @@ def cut_sides(image: torch.Tensor, cuts: torch.Tensor, fill: str = "border") -> 
 
     batch, _, height, width = image.shape
     cuts = torch.as_tensor(cuts, dtype=torch.float64).expand(batch, 4)
-    if cuts.min() < 0 or cuts.max() >= 0.5 or fill not in ("border", "edge-colour"):
-        raise ValueError("cut_sides wants fractions from 0 to below 0.5 and fill border or edge-colour")
+    if cuts.min() < 0 or cuts.max() >= 0.5 or fill not in ("border", "edge-colour", "auto"):
+        raise ValueError("cut_sides wants fractions from 0 to below 0.5 and fill border, edge-colour or auto")
+    from facetool.align import AUTO_EDGE_COLOUR_BELOW
+
+    kept_share = (1 - cuts[:, 0] - cuts[:, 2]) * (1 - cuts[:, 1] - cuts[:, 3])
     out = image.clone()
     for b in torch.nonzero(cuts.amax(dim=1) > 0).flatten().tolist():
         left, top = int(cuts[b, 0] * width), int(cuts[b, 1] * height)
@@ -355,7 +360,7 @@ def cut_sides(image: torch.Tensor, cuts: torch.Tensor, fill: str = "border") -> 
         rows = torch.arange(height, device=image.device).clamp(top, bottom)
         cols = torch.arange(width, device=image.device).clamp(left, right)
         out[b] = image[b][:, rows][:, :, cols]
-        if fill == "edge-colour":
+        if fill == "edge-colour" or (fill == "auto" and kept_share[b] < AUTO_EDGE_COLOUR_BELOW):
             from facetool.align import edge_colour
 
             kept = image[b : b + 1, :, top : bottom + 1, left : right + 1]

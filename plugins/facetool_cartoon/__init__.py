@@ -21,9 +21,11 @@ METHOD = "cartoon"
 HAIR_CHOICES = ("auto", "black", "brown", "blonde", "grey")
 VARIANT_CHOICES = ("local", "affine", "hair", "baseline")
 # What fills a crop where it reaches past the photo (a face cropped tight): ``border`` repeats the photo's edge
-# (streaks of skin and hair across the avatar there), ``edge-colour`` one plain colour (a head before a background
-# on the real tight photos looked at, but worse NME and FID on held-out crops cut tight: card, "Tight crops").
-PADDINGS = ("border", "edge-colour")
+# (streaks of skin and hair across the avatar there: a cross-shaped head on a photo cut to the face),
+# ``edge-colour`` one plain colour (a round head before a background, but a little worse NME and FID), ``auto`` the
+# first for crops at least half inside the photo — every training crop is — the second for the rest (card, "Tight
+# crops").
+PADDINGS = ("auto", "border", "edge-colour")
 BACKDROPS = ("plain", "drawn")
 # A 3×3 median over the avatar: it removes the deconv nets' 2-px checkerboard and specks, keeps flat areas and lines
 # (shipped net, test crops: checkerboard 0.72 -> 0.31, grain 0.0132 -> 0.0047, FID 281.5 -> 277.2; card).
@@ -41,10 +43,10 @@ class CartoonRunOptions:
         metadata={"help": "shipped weights: local (approach A), affine (B); hair, baseline (the ablation)"},
     )
     padding: str = field(
-        default="border",
+        default="auto",
         metadata={
-            "help": "what fills a crop past the photo's edge (a face cropped tight): border (the edge repeated) "
-            "or edge-colour (one plain colour)"
+            "help": "what fills a crop past the photo's edge (a face cropped tight): border (the edge repeated), "
+            "edge-colour (one plain colour) or auto (edge-colour when less than half the crop is in the photo)"
         },
     )
     backdrop: str = field(

@@ -57,7 +57,7 @@ class CartoonRunner:
     takes_points5 = True
 
     def __init__(self, generator: ConditionalResnetGenerator, device: str, hair: str = "auto",
-                 padding: str = "border", plain_backdrop: bool = True, clean: str = "median") -> None:  # fmt: skip
+                 padding: str = "auto", plain_backdrop: bool = True, clean: str = "median") -> None:  # fmt: skip
         self.generator, self.device, self.hair = generator.to(device).eval(), device, hair
         self.crop_padding = padding  # read by facetool.stylize
         self.plain_backdrop = plain_backdrop  # -O backdrop=plain: the speckled background painted over
@@ -94,7 +94,7 @@ class FixedConditionCartoon(nn.Module):
     [0, 1], one fixed hair colour, the template's landmark layout. ``crop_padding``: how its crops are filled past
     the photo (what the evaluation's ``-O tight`` simulates)."""
 
-    def __init__(self, generator: ConditionalResnetGenerator, hair: str = "brown", padding: str = "border",
+    def __init__(self, generator: ConditionalResnetGenerator, hair: str = "brown", padding: str = "auto",
                  clean: str = "none") -> None:  # fmt: skip
         super().__init__()
         self.generator, self.hair, self.crop_padding = generator, hair, padding

@@ -61,7 +61,7 @@ class CartoonTrainOptions:
         default=0.0, metadata={"help": "chance that a photo is cut on some sides and filled there: a tight crop"}
     )
     edge_fill: str = field(
-        default="border", metadata={"help": "what fills the cut: border or edge-colour (as -O padding)"}
+        default="border", metadata={"help": "what fills the cut: border, edge-colour or auto (as -O padding)"}
     )
     pair: str = field(
         default="layout", metadata={"help": "what the affine critic pairs a cartoon with: layout (heatmaps) or photo"}
@@ -92,7 +92,7 @@ class CartoonTrainOptions:
         from . import PADDINGS
 
         if not 0 <= self.edge_cut <= 1 or self.edge_fill not in PADDINGS:
-            raise ValueError("edge-cut must be 0 to 1 and edge-fill border or edge-colour")
+            raise ValueError("edge-cut must be 0 to 1 and edge-fill border, edge-colour or auto")
         if self.pair not in PAIRS:
             raise ValueError(f"pair must be one of {', '.join(PAIRS)}")
         from .affine import WARPS
