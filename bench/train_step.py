@@ -7,14 +7,18 @@ Each method is built through its ``TrainSpec`` exactly as ``facetool train`` bui
 fp32, CPU) and fed random [0, 1] tensors shaped per its streams and roles (``ROLE_CHANNELS``), so the numbers are
 the method's compute alone, without data loading. One warm-up step, then the median of ``--steps`` steps; a 2048²
 fp32 matmul is timed between the steps (interleaved, so machine load hits both alike). images/s counts the
-batch's items (one item per stream, e.g. CycleGAN's A and B count once).
+batch's items (one item per stream, e.g. CycleGAN's A and B count once). Each item carries the labels of a real
+factory cartoon (``facetool data cartoons``, made once in a temporary folder) for methods that read landmarks from
+their labels.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -24,14 +28,27 @@ from facetool.plugins import get_host
 from facetool.train.spec import Amp, TrainSetup
 
 
-def random_batch(streams: dict[str, tuple[str, ...]], batch: int, size: int, generator: torch.Generator) -> dict:
-    """``batch[stream][role]`` (B, C, S, S) in [0, 1] plus ids and 5 points, as the engine's collate gives them."""
+def factory_labels(count: int) -> list[dict]:
+    """The labels of ``count`` factory cartoons (points by name at their ``size``, hair, ...)."""
+    from facetool.data.cartoons import make_cartoons
+    from facetool.data.common import read_manifest
+
+    with tempfile.TemporaryDirectory() as folder:
+        make_cartoons(Path(folder), count)
+        return [record["labels"] for record in read_manifest(Path(folder))]
+
+
+def random_batch(streams: dict[str, tuple[str, ...]], batch: int, size: int, generator: torch.Generator,
+                 labels: list[dict]) -> dict:  # fmt: skip
+    """``batch[stream][role]`` (B, C, S, S) in [0, 1] plus ids, labels and 5 points, as the engine's collate gives
+    them."""
     out = {}
     for stream, roles in streams.items():
         item = {
             role: torch.rand((batch, ROLE_CHANNELS.get(role, 3), size, size), generator=generator) for role in roles
         }
         item["id"] = [f"{stream}{i}" for i in range(batch)]
+        item["labels"] = [labels[i % len(labels)] for i in range(batch)]
         item["points5"] = size * (0.3 + 0.4 * torch.rand((batch, 5, 2), generator=generator))
         out[stream] = item
     return out
@@ -58,6 +75,7 @@ def main() -> None:
     names = args.methods.split(",") if args.methods else [n for n, s in registry.all().items() if s.train is not None]
     sizes = [int(s) for s in args.sizes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
+    labels = factory_labels(max(batches))
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     matmul_seconds(a, b)
     matmul: list[float] = []
@@ -75,7 +93,7 @@ def main() -> None:
                 trainer = train.build(setup)
                 for net in trainer.nets.values():
                     net.train()
-                data = random_batch(streams, batch, size, generator)
+                data = random_batch(streams, batch, size, generator, labels)
                 trainer.train_step(data, 0)  # warm-up: allocator, lazy state (Adam moments)
                 times = []
                 for step in range(1, args.steps + 1):
