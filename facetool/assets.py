@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import AssetError
+from .errors import AssetError, UnknownAssetError
 
 ENV_DIR = "FACETOOL_ASSETS_DIR"
 
@@ -95,7 +95,7 @@ class AssetStore:
     def get(self, name: str) -> Asset:
         if name not in self.assets:
             known = ", ".join(sorted(self.assets)) or "none"
-            raise AssetError(f"unknown asset '{name}'; registered: {known}")
+            raise UnknownAssetError(f"unknown asset '{name}'; registered: {known}")
         return self.assets[name]
 
     def location(self, name: str) -> Path:

@@ -28,6 +28,10 @@ class AssetError(FacetoolError):
     """An asset is missing from the cache, or failed its size / sha256 check."""
 
 
+class UnknownAssetError(UsageError, AssetError):
+    """A name that no plugin registered as an asset: a usage error (exit code 2) that is still an AssetError."""
+
+
 class PluginError(FacetoolError):
     """Plugins disagree (two register one name) or a plugin broke its contract."""
 

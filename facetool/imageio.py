@@ -17,7 +17,7 @@ import stat
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ __all__ = [
     "expand_inputs",
     "from_tensor",
     "max_pixels",
+    "prepare_outputs",
     "read_image",
     "read_image_with_info",
     "to_tensor",
@@ -428,6 +429,33 @@ def atomic_output(
     _fsync_dir(parent)
 
 
+def prepare_outputs(targets: Iterable[str | os.PathLike[str]], protect: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Check, before any work, that every target can be written: not an input, not a folder, and its folder made
+    and writable (a probe file is created and removed). A batch into a read-only folder then fails in one line
+    at the start, not once per image after each has been computed."""
+    protect = list(protect)
+    parents: set[Path] = set()
+    for target in targets:
+        p = Path(target)
+        try:
+            _refuse_protected(p, protect)
+        except ImageError:  # asked for on the command line: a usage error (2), as the other -o checks
+            raise UsageError(f"{p} is an input file: choose another -o (refusing to overwrite it)") from None
+        if p.is_dir():
+            raise ImageError(f"{_as_dir(p)}: is a directory; give a file name to write to")
+        parents.add(_ensure_parent(p))
+    for parent in sorted(parents):
+        try:
+            fd, probe = tempfile.mkstemp(dir=parent, prefix=".facetool-probe.", suffix=".tmp")
+        except PermissionError:
+            raise ImageError(f"{_as_dir(parent)}: directory is not writable") from None
+        except OSError as e:
+            raise ImageError(f"{_as_dir(parent)}: cannot create a file here ({_reason(e)})") from None
+        os.close(fd)
+        with suppress(OSError):
+            os.unlink(probe)
+
+
 def _refuse_protected(p: Path, protect: Iterable[str | os.PathLike[str]]) -> None:
     for item in protect:
         q = Path(item)
@@ -491,16 +519,32 @@ def _fsync_dir(d: Path) -> None:
 # ---------------------------------------------------------------------------------------------- inputs
 
 
-def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
+def expand_inputs(
+    items: Sequence[str | os.PathLike[str]],
+    skip: Callable[[Path], bool] | None = None,
+    skipped: list[Path] | None = None,
+) -> list[Path]:
     """Files, folders and glob patterns -> a de-duplicated list of files, in the order given.
 
     A file is taken as is (whatever its suffix). A folder contributes its image files (by suffix,
     sorted, not recursive, hidden files skipped). A pattern the shell did not expand (quoted) is globbed
     (``**`` recurses) and contributes the image files it matches. A missing path, a pattern with no
     match, or a folder / pattern with no image files raises ImageError naming it.
+
+    ``skip(path)`` true leaves a folder's or pattern's file out (appended to ``skipped``): the commands use
+    it for their own earlier outputs, so a second run over a folder does not stylize its first run's
+    drawings. A file named on its own is always taken.
     """
     out: list[Path] = []
     seen: set[Path] = set()
+
+    def keep(found: list[Path]) -> list[Path]:
+        if skip is None:
+            return found
+        left = [c for c in found if not skip(c)]
+        if skipped is not None:
+            skipped.extend(c for c in found if skip(c))
+        return left
 
     def add(path: Path) -> None:
         key = path.resolve()  # so ./a.jpg, a.jpg and a symlink to it count once
@@ -518,6 +562,9 @@ def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
             found = sorted(c for c in p.iterdir() if _is_image_file(c))
             if not found:
                 raise ImageError(f"{_as_dir(p)}: no image files in this folder (looked for {suffixes})")
+            found = keep(found)
+            if not found:
+                raise ImageError(f"{_as_dir(p)}: only facetool's own outputs in this folder; name them to use them")
             for c in found:
                 add(c)
         elif p.exists():
@@ -529,6 +576,9 @@ def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
             images = [Path(m) for m in matches if _is_image_file(Path(m))]
             if not images:
                 raise ImageError(f"{text}: the pattern matches no image files (looked for {suffixes})")
+            images = keep(images)
+            if not images:
+                raise ImageError(f"{text}: the pattern matches only facetool's own outputs; name them to use them")
             for m in images:
                 add(m)
         else:

@@ -42,6 +42,7 @@ class MethodSpec:
         weights: the default weights: an asset name, or ``package:relative/path`` inside an installed package;
             None = the method has no weights.
         background: what ``stylize`` pastes onto by default: ``photo`` or ``white`` (drawings look wrong over a photo).
+            A loaded runner's ``background`` attribute, when set, overrides it (an option that draws lines alone).
         assets: assets needed besides the weights.
         version: the method's own version (stored in checkpoints and metrics).
         priority: the highest-priority method of a task is that task's default ``--method``.

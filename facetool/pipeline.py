@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import FacetoolError, UsageError
 from .faces import Face, sort_faces
 from .options import parse_options
 
@@ -74,6 +74,43 @@ def select_faces(faces: list[Face], choice: str | int) -> list[Face]:
         return faces[:1]
     assert isinstance(choice, int)
     return faces[choice : choice + 1]
+
+
+def choose_faces(
+    found: list[Face], choice: str | int, where: str, image_shape: tuple[int, ...], detector: str = ""
+) -> list[Face]:
+    """The faces a command works on, or one line saying why there are none.
+
+    A ``--face`` number past the faces found is a usage error (2); no face at all is a failure (1) whose hint, on a
+    large photo, points at a ``min-face`` setting — of ``detector`` if it has one, else of a detector that does:
+    detectors search faces down to a fraction of the photo's short side, and a small face in a group shot is below.
+    """
+    faces = select_faces(found, choice)
+    if found and not faces:
+        raise UsageError(f"{where}: --face {choice} asked for, but the photo has {len(found)} face(s)")
+    if not faces:
+        hint = "try another --detector, or --aligned for an aligned crop"
+        small = _min_face_detectors()
+        if small and min(image_shape[:2]) >= LARGE_PHOTO:
+            use = "" if detector in small else f"-d {small[0]} "
+            hint = f"for small faces in a large photo: {use}-D min-face=20; else {hint}"
+        raise FacetoolError(f"{where}: no face found ({hint})")
+    return faces
+
+
+# Short side (px) from which the no-face hint mentions min-face: there the default proposals skip faces under ~40 px.
+LARGE_PHOTO = 1000
+
+
+def _min_face_detectors() -> list[str]:
+    import dataclasses
+
+    from .plugins import get_host
+
+    specs = get_host().detectors.all().values()
+    return sorted(
+        s.name for s in specs if s.options is not None and "min_face" in {f.name for f in dataclasses.fields(s.options)}
+    )
 
 
 def close_detector(detector: Any) -> None:

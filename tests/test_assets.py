@@ -82,8 +82,20 @@ def test_archive_with_wrong_hash_is_refused(tmp_path):
 
 def test_unknown_asset(store):
     s, _ = store
-    with pytest.raises(AssetError, match="unknown asset"):
+    with pytest.raises(AssetError, match="unknown asset") as caught:
         s.get("nope")
+    assert caught.value.exit_code == 2  # a name nobody registered is a usage error, still an AssetError
+
+
+@pytest.mark.parametrize("command", ["path", "verify", "fetch"])
+def test_cli_unknown_asset_name_exits_2_in_one_line(command):
+    from typer.testing import CliRunner
+
+    from facetool.cli import build_app
+
+    result = CliRunner().invoke(build_app(), ["assets", command, "nope"])
+    assert result.exit_code == 2, result.output
+    assert "unknown asset 'nope'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_registry_lists_every_plugin_asset():

@@ -102,7 +102,7 @@ def test_unwritable_output_and_self_overwrite(tmp_path, sample_path):
     blocker.write_text("x")
     line = _one_line_error(invoke("detect", str(photo), "-d", "mtcnn", "-o", str(blocker / "out.png")), 1)
     assert "file" in line
-    line = _one_line_error(invoke("detect", str(photo), "-d", "mtcnn", "-o", str(photo)), 1)
+    line = _one_line_error(invoke("detect", str(photo), "-d", "mtcnn", "-o", str(photo)), 2)  # -o names an input
     assert "overwrite" in line
     assert photo.read_bytes() == before
 

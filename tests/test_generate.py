@@ -144,3 +144,25 @@ def test_usage_errors(app, tmp_path):
     result = run(app, "generate", "-m", "dots", "-o", str(tmp_path / "x.jpg"))
     assert result.exit_code == 2 and ".png" in result.stderr
     assert json.loads(layout.read_text())["size"] == 8  # inputs untouched
+
+
+def test_an_unwritable_output_folder_is_one_line_before_any_work(app, tmp_path, monkeypatch):
+    import tempfile
+    from pathlib import Path
+
+    from facetool import imageio
+
+    real = tempfile.mkstemp
+    locked = tmp_path / "ro"
+    locked.mkdir()
+
+    def mkstemp(*args, dir=None, **kwargs):  # chmod does not stop root: refuse creation under `locked` instead
+        if dir is not None and locked in (Path(dir), *Path(dir).parents):
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(imageio.tempfile, "mkstemp", mkstemp)
+    for target in (f"{locked}/g/", f"{locked}/", str(locked / "grid.png")):
+        result = run(app, "generate", "-m", "dots", "-n", "2", "-o", target)
+        assert result.exit_code == 1 and "directory is not writable" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and DotRunner.layouts == []

@@ -47,6 +47,21 @@ def test_stylize_draws_lines_on_the_face_and_keeps_the_rest(method, sample_path,
     assert darker[400:, :].mean() < 0.005 and darker[:, :100].mean() < 0.005  # away from the head: the photo
 
 
+def test_lines_alone_go_on_a_white_page_unless_asked_otherwise(sample_path, tmp_path):
+    require_assets("dlib-shape-predictor-68", "mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
+    photo = read_image(sample_path).astype(float)
+    for extra, page in (([], "white"), (["--background", "photo"], "photo")):
+        out = tmp_path / f"{page}.png"
+        args = ["stylize", str(sample_path), "-m", "loomis-pix2pix", "-O", "style=lines", *extra, "-o", str(out)]
+        result = CliRunner().invoke(build_app(), args)
+        assert result.exit_code == 0, result.output
+        corner = read_image(out).astype(float)[400:, :100]  # far from the head
+        if page == "white":
+            assert corner.min() >= 250  # paper, not the photo (and no white square pasted on it)
+        else:
+            assert np.abs(corner - photo[400:, :100]).max() < 2
+
+
 @pytest.mark.heavy
 @pytest.mark.parametrize("method", ["loomis-pix2pix"])
 def test_construction_turns_with_the_head_on_unseen_faces(method, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -157,7 +159,82 @@ def test_same_stems_and_several_faces_never_overwrite_each_other(photo, tmp_path
 def test_face_number_past_the_end_says_how_many(photo):
     path, _ = photo
     result = run("stylize", str(path), "-m", "identity", "--size", "64", "--face", "5")
-    assert result.exit_code == 1 and "has 2 face(s)" in result.stderr
+    assert result.exit_code == 2 and "has 2 face(s)" in result.stderr  # the option does not fit: usage
+
+
+def test_a_second_run_over_a_folder_leaves_the_first_runs_results_out(photo, tmp_path):
+    path, image = photo
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    write_image(folder / "a.png", image)
+    write_image(folder / "b.v2.jpg", image)  # a dotted name that is not an output stays an input
+    for _ in range(2):
+        result = run("stylize", str(folder), "-m", "identity", "--size", "64")
+        assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["a.identity.png", "a.png", "b.v2.identity.png", "b.v2.jpg"]
+    assert "left out 2 file(s) named like facetool's outputs" in result.stderr
+    result = run("stylize", str(folder), "-m", "identity", "--size", "64", "--crop")  # per-face names too
+    assert result.exit_code == 0, result.stderr
+    assert "left out 2 file(s)" in result.stderr
+    result = run("stylize", str(folder), "-m", "black", "-o", str(tmp_path / "more") + "/")
+    assert result.exit_code == 0 and "left out 6 file(s)" in result.stderr  # any method's outputs
+    # named on its own, an output is an input like any other file
+    result = run("stylize", str(folder / "a.identity.png"), "-m", "black", "-o", str(tmp_path / "again.png"))
+    assert result.exit_code == 0 and "left out" not in result.stderr
+
+
+def test_is_own_output_reads_the_names_the_commands_write():
+    from facetool.cli.common import is_own_output
+
+    markers = {"apdrawing", "cartoon", "faces"}
+    ours = ["a.apdrawing.png", "a.apdrawing-1.png", "a.cartoon.face0.png", "a.b.cartoon.face12-1.png", "a.faces.png"]
+    theirs = ["a.png", "apdrawing.png", "a.face0.png", "a.apdrawings.png", "me.v2.jpg", ".apdrawing.png"]
+    assert all(is_own_output(Path(n), markers) for n in ours)
+    assert not any(is_own_output(Path(n), markers) for n in theirs)
+
+
+class Counting:
+    calls = 0
+
+    def __call__(self, x):
+        Counting.calls += 1
+        return x
+
+
+def test_an_unwritable_output_folder_or_an_input_as_output_fails_before_any_work(photo, tmp_path, monkeypatch):
+    import tempfile
+
+    from facetool import imageio
+
+    path, image = photo
+    second = tmp_path / "second.png"
+    write_image(second, image)
+    get_host().register_object(CountingPlugin(), "counting")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):  # chmod does not stop root: refuse creation in `locked` instead
+        if dir is not None and Path(dir) == locked:
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(imageio.tempfile, "mkstemp", mkstemp)
+    Counting.calls = 0
+    result = run("stylize", str(path), str(second), "-m", "counting", "-o", f"{locked}/")
+    assert result.exit_code == 1 and "directory is not writable" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and Counting.calls == 0
+    before = path.read_bytes()
+    result = run("stylize", str(path), "-m", "counting", "-o", str(path))
+    assert result.exit_code == 2 and "is an input file" in result.stderr
+    assert Counting.calls == 0 and path.read_bytes() == before
+
+
+class CountingPlugin:
+    @hookimpl
+    def register_generators(self, register):
+        register(MethodSpec(name="counting", task="stylize", load=lambda o, d, w: Counting(), description="test",
+                            sizes=(64,), input_size=64))  # fmt: skip
 
 
 def test_person_mask_is_cropped_with_each_face(photo, tmp_path):
@@ -238,3 +315,62 @@ def test_a_runners_paste_mask_decides_what_is_pasted(photo):
     kept = np.abs(half.astype(int) - image).sum(-1) > 60
     assert kept.sum() > 0.3 * covered.sum() and kept.sum() < 0.7 * covered.sum()
     assert not (kept & ~covered).any()  # the mask only removes
+
+
+class BlindAndSmallFacePlugins:
+    """``blind`` finds nothing; ``small`` has a min-face setting, so the no-face hint can name it."""
+
+    @hookimpl
+    def register_detectors(self, register):
+        import dataclasses
+
+        from facetool.detectors import DetectorSpec
+
+        @dataclasses.dataclass
+        class SmallOptions:
+            min_face: int = 0
+
+        class Blind:
+            def detect(self, image):
+                return []
+
+        register(DetectorSpec(name="blind", load=lambda o, d: Blind(), description="test", priority=2000))
+        register(DetectorSpec(name="small", load=lambda o, d: Blind(), description="test", options=SmallOptions))
+
+
+def test_no_face_in_a_large_photo_names_a_detector_for_small_faces(photo, tmp_path):
+    get_host().register_object(BlindAndSmallFacePlugins(), "blind")
+    big, little = tmp_path / "group.png", tmp_path / "little.png"
+    write_image(big, np.full((1200, 1600, 3), 128, np.uint8))
+    write_image(little, np.full((300, 400, 3), 128, np.uint8))
+    result = run("stylize", str(big), "-m", "identity", "--size", "64")
+    assert result.exit_code == 1 and "no face found" in result.stderr
+    assert "-d small -D min-face=20" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = run("stylize", str(big), "-m", "identity", "--size", "64", "-d", "small")  # its own setting
+    assert result.exit_code == 1 and "large photo: -D min-face=20" in result.stderr
+    result = run("stylize", str(little), "-m", "identity", "--size", "64")
+    assert result.exit_code == 1 and "no face found" in result.stderr and "min-face" not in result.stderr
+
+
+class WhitePageRunner:
+    background = "white"  # the runner, not the spec, says its results go on paper
+
+    def __call__(self, x):
+        return x[:, :1] * 0
+
+
+class WhitePagePlugin:
+    @hookimpl
+    def register_generators(self, register):
+        register(MethodSpec(name="page", task="stylize", load=lambda o, d, w: WhitePageRunner(), description="test",
+                            sizes=(64,), input_size=64, background="photo"))  # fmt: skip
+
+
+def test_a_runners_background_overrides_the_specs_and_the_option_overrides_both(photo, tmp_path):
+    path, image = photo
+    get_host().register_object(WhitePagePlugin(), "page")
+    for extra, corner_is_paper in (([], True), (["--background", "photo"], False)):
+        out = tmp_path / f"{corner_is_paper}.png"
+        assert run("stylize", str(path), "-m", "page", *extra, "-o", str(out)).exit_code == 0
+        corner = read_image(out)[-20:, -20:]
+        assert (corner.min() == 255) == corner_is_paper

@@ -48,6 +48,40 @@ def progress(items: list[T], label: str) -> Iterator[T]:
     yield from track(items, description=label, console=err, transient=True)
 
 
+def gather_inputs(items: list[str]) -> list[Path]:
+    """The command's input files (see expand_inputs), leaving out of folders and globs the files facetool itself
+    names as outputs — ``a.apdrawing.png``, ``a.cartoon.face1.png``, ``a.faces.png``, ``a.texture.png`` — so a
+    second run over a folder does not take the first run's results as photos. One stderr line says so."""
+    from ..imageio import expand_inputs
+    from ..plugins import get_host
+
+    markers = set(get_host().generators.names()) | {"faces", "texture"}
+    skipped: list[Path] = []
+    inputs = expand_inputs(items, skip=lambda p: is_own_output(p, markers), skipped=skipped)
+    if skipped:
+        err.print(
+            f"left out {len(skipped)} file(s) named like facetool's outputs (first: {skipped[0]}); "
+            "name a file on its own to use it",
+            highlight=False,
+        )
+    return inputs
+
+
+_NUMBERED = re.compile(r"^(.*?)(-\d+)?$")
+_FACE_PART = re.compile(r"^face\d+(-\d+)?$")
+
+
+def is_own_output(path: Path, markers: set[str]) -> bool:
+    """True for ``<stem>.<marker>[-N][.faceK[-N]].<ext>``: the names the commands give their results."""
+    stem, *parts = path.name.split(".")
+    parts = parts[:-1]  # between the photo's stem and the extension
+    if not stem:
+        return False
+    if parts and _FACE_PART.match(parts[-1]):
+        parts = parts[:-1]
+    return bool(parts) and _NUMBERED.match(parts[-1]).group(1) in markers
+
+
 def task_method(method: str | None, task: str, size: int | None) -> tuple[str, Any, int]:
     """(name, spec, crop size) of the method a task command runs: ``--method`` or the task's default; UsageError for
     another task's method or a ``--size`` it does not run at."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError
-from .common import err, out, output_paths, print_json, progress
+from .common import err, gather_inputs, out, output_paths, print_json, progress
 
 HELP = """Find faces: box, score, 5 points, and 68 points / 3D landmarks / head pose where the detector has them.
 
@@ -37,16 +37,18 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
-        from ..imageio import IMAGE_SUFFIXES, expand_inputs
+        from ..imageio import IMAGE_SUFFIXES, prepare_outputs
         from ..pipeline import close_detector, load_detector, parse_face_choice
 
         choice = parse_face_choice(face)
-        inputs = expand_inputs(images)
+        inputs = gather_inputs(images)
         targets = (
             output_paths(inputs, output, ".faces", ".png", IMAGE_SUFFIXES)
             if output is not None
             else [None] * len(inputs)
         )
+        if output is not None:
+            prepare_outputs(targets, protect=inputs)
         spec, model = load_detector(detector, detector_option, resolve_device(device))
         try:
             results, failures = _detect_all(inputs, targets, spec.name, model, choice)

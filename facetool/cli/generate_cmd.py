@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
+        from ..imageio import prepare_outputs
         from ..methods import resolve_weights
         from ..options import parse_options
         from ..pipeline import check_assets
@@ -54,6 +55,8 @@ def register(app: typer.Typer) -> None:
         folder = output.endswith(("/", "\\")) or Path(output).is_dir()
         if not folder and Path(output).suffix.lower() != ".png":
             raise UsageError(f"-o {output}: give a .png file (a grid) or a folder (ending in /)")
+        targets = [Path(output) / f"{name}-seed{seed}-{i:03d}.png" for i in range(count)] if folder else [Path(output)]
+        prepare_outputs(targets, protect=[p for p in (like, landmarks) if p is not None])
         dev = resolve_device(device)
         check_assets(spec.assets)
         runner = spec.load(options, dev, resolve_weights(spec, weights))

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, out, output_paths, progress, task_method
+from .common import err, gather_inputs, out, output_paths, progress, task_method
 
 HELP = """Rebuild a 3D face mesh from a photo with a reconstruct method.
 
@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from ..device import resolve_device
         from ..export.mesh_formats import mesh_exporters
-        from ..imageio import expand_inputs
+        from ..imageio import prepare_outputs
         from ..methods import resolve_weights
         from ..options import parse_options
         from ..pipeline import check_assets, close_detector, load_detector, parse_face_choice
@@ -57,12 +57,13 @@ def register(app: typer.Typer) -> None:
         name, spec, size = task_method(method, "reconstruct", size)
         formats = mesh_exporters()
         choice = parse_face_choice(face)
-        inputs = expand_inputs(images)
+        inputs = gather_inputs(images)
         if preview is not None and (preview.suffix.lower() != ".png" or len(inputs) != 1):
             raise UsageError("--preview takes a .png path and one input image")
         # A folder gets .ply files; a file's suffix picks the format (output_paths refuses unknown ones up front).
         given = Path(output).suffix.lower() if output is not None else ""
         targets = output_paths(inputs, output, "", given if given in formats else ".ply", formats)
+        prepare_outputs(targets + ([preview] if preview is not None else []), protect=inputs)
         dev = resolve_device(device)
         check_assets(spec.assets)
         runner = spec.load(parse_options(spec.options, option, f"method {name}"), dev, resolve_weights(spec, weights))
@@ -91,16 +92,13 @@ def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir,
     """Reconstruct one photo: [(mesh file, Mesh)] per face."""
     from ..export.mesh_formats import companion_files, export_mesh
     from ..imageio import read_image
-    from ..pipeline import detect_faces, select_faces
+    from ..pipeline import choose_faces, detect_faces
     from ..reconstruct import reconstruct_photo
 
     image = read_image(path)
     faces = None
     if det is not None:
-        found = detect_faces(det, image, det_spec.name)
-        faces = select_faces(found, choice)
-        if not faces:
-            raise FacetoolError(f"{path}: no face found (try another --detector, or --aligned for an aligned crop)")
+        faces = choose_faces(detect_faces(det, image, det_spec.name), choice, str(path), image.shape, det_spec.name)
     results = reconstruct_photo(image, runner, spec.template, faces, size, dev)
     written = []
     for index, result in enumerate(results):

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, out, output_paths, progress, task_method
+from .common import err, gather_inputs, out, output_paths, progress, task_method
 
 HELP = """Turn portrait photos into drawings, cartoons or constructions with a stylize method.
 
@@ -55,25 +55,27 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
-        from ..imageio import IMAGE_SUFFIXES, expand_inputs
+        from ..imageio import IMAGE_SUFFIXES, prepare_outputs
         from ..methods import resolve_weights
         from ..options import parse_options
         from ..pipeline import check_assets, close_detector, load_detector, parse_face_choice
 
         name, spec, size = task_method(method, "stylize", size)
-        background = background or spec.background
-        if background not in ("photo", "white"):
+        if background not in (None, "photo", "white"):
             raise UsageError(f"--background takes photo or white, not {background!r}")
         choice = parse_face_choice(face)
         option = list(option) + _shorthand(spec, name, hair=hair, variant=variant)
         options = parse_options(spec.options, option, f"method {name}")
-        inputs = expand_inputs(images)
+        inputs = gather_inputs(images)
         if mask is not None and len(inputs) != 1:
             raise UsageError("--mask is the person mask of one photo: give a single input with it")
         targets = output_paths(inputs, output, f".{name}", ".png", IMAGE_SUFFIXES)
+        prepare_outputs(targets, protect=inputs)
         dev = resolve_device(device)
         check_assets(spec.assets)
         runner = spec.load(options, dev, resolve_weights(spec, weights))
+        # A runner may know better than its spec which page its results go on (lines alone: white paper).
+        background = background or getattr(runner, "background", None) or spec.background
         foreground = None
         if mask is not None:
             if not getattr(runner, "takes_foreground", False):
@@ -127,7 +129,7 @@ def _stylize_all(
 ) -> list[str]:
     """Stylize every input; one bad file among several is reported and skipped, a single one raises."""
     from ..imageio import read_image, write_image
-    from ..pipeline import detect_faces, select_faces
+    from ..pipeline import choose_faces, detect_faces
     from ..stylize import stylize_photo
 
     failures: list[str] = []
@@ -137,14 +139,9 @@ def _stylize_all(
             image = read_image(path)
             faces = None
             if det is not None:
-                found = detect_faces(det, image, det_spec.name)
-                faces = select_faces(found, choice)
-                if found and not faces:
-                    raise FacetoolError(f"{path}: --face {choice} asked for, but the photo has {len(found)} face(s)")
-                if not faces:
-                    raise FacetoolError(
-                        f"{path}: no face found (try another --detector, or --aligned for an aligned crop)"
-                    )
+                faces = choose_faces(
+                    detect_faces(det, image, det_spec.name), choice, str(path), image.shape, det_spec.name
+                )
             results = stylize_photo(image, runner, spec.template, faces, size, crop=crop,
                                     background=background, device=dev, foreground=foreground)  # fmt: skip
             written = []

@@ -54,8 +54,13 @@ class DlibOptions:
     flip: bool = field(default=True, metadata={"help": "average the landmarks with the mirrored face's"})
     refine: int = field(default=1, metadata={"help": "times to re-crop the face from its own landmarks"})
     threshold: float = field(default=0.9, metadata={"help": "minimum MTCNN probability for faces HOG did not find"})
+    min_face: int = field(
+        default=0, metadata={"help": "smallest face MTCNN proposes (px); 0: 1/27 of the short side, at least 20"}
+    )
 
     def __post_init__(self) -> None:
+        if self.min_face != 0 and not 8 <= self.min_face <= 4096:
+            raise ValueError("min-face must be 0 (auto) or 8 to 4096 pixels")
         # Each HOG upsampling step doubles both sides: past 3 a large photo runs out of memory.
         if not -1 <= self.upsample <= 3:
             raise ValueError("upsample must be -1 (auto) or 0 to 3")

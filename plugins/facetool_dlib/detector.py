@@ -109,7 +109,8 @@ class DlibDetector:
             from facetool.nets.loaders import proposal_min_face
 
             tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1)
-            _, scores, points = self.mtcnn.detect(tensor, min_face_size=proposal_min_face(*image.shape[:2]))
+            min_face = self.options.min_face or proposal_min_face(*image.shape[:2])
+            _, scores, points = self.mtcnn.detect(tensor, min_face_size=min_face)
             mtcnn_faces = list(zip(points.cpu().numpy().astype(np.float64), scores.cpu().tolist(), strict=True))
         claimed = [False] * len(mtcnn_faces)
         if self.hog is not None:

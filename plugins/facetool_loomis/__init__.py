@@ -61,8 +61,12 @@ def _load(method: str):
         from facetool.models.common import stylize_runner
 
         # channels_last helps the U-Net and slows the ResNet (bench/nets_speed.py --methods)
-        net = _net(method, weights, (options or LoomisOptions()).style)
-        return stylize_runner(net, device, channels_last=method == "loomis-pix2pix")
+        style = (options or LoomisOptions()).style
+        run = stylize_runner(_net(method, weights, style), device, channels_last=method == "loomis-pix2pix")
+        # The construction alone is white paper with lines: pasted onto the photo it would leave a white square
+        # round each face, so it goes on a white page unless --background says otherwise.
+        run.background = "white" if style == "lines" else "photo"
+        return run
 
     return load
 
@@ -86,7 +90,7 @@ def register_generators(register):
         "template": "portrait",
         "sizes": (128, 256),
         # over-photo (the default style) is the photo itself away from the lines, so pasting it back onto the photo
-        # leaves no seam; --background white suits -O style=lines.
+        # leaves no seam; -O style=lines switches to white (the runner's background).
         "background": "photo",
         "version": "1",
         "evaluate": _evaluate,
