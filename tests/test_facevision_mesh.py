@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from facetool_facevision.mesh import (
     canonical_layout,
+    inner_holes,
     laplacian_smooth_z,
     mesh_from_maps,
     smooth_uvs,
+    tidy_mask,
     uv_from_pncc,
     vertex_normals,
 )
@@ -46,6 +48,31 @@ def test_concave_outline_is_not_bridged_and_spikes_go():
     in_notch = (np.abs(centroids[:, 0] - S / 2) < 1.5) & (-centroids[:, 1] < S / 2 - 2)
     assert not in_notch.any()
     assert mesh.vertices[:, 2].max() < 100  # the spike's triangles were dropped with it
+
+
+def test_a_cliff_inside_the_face_stays_surface_and_a_lone_spike_still_goes():
+    depth, mask, photo = _dome()
+    cliff = np.where(np.arange(S)[None, :] < S // 2, depth + 25.0, depth)  # a nose's side seen edge-on
+    mesh = mesh_from_maps(cliff, mask, photo, smooth_iterations=0, detail=0.0)
+    assert inner_holes(mesh, mask) == 0  # no hole along the cliff
+    assert len(mesh.vertices) == mask.sum()
+    cliff[20, 16] = 300.0  # one spike beside the cliff
+    spiked = mesh_from_maps(cliff, mask, photo, smooth_iterations=0, detail=0.0, median=1)
+    assert spiked.vertices[:, 2].max() < 100
+
+
+def test_tidy_mask_fills_small_holes_and_drops_crumbs_but_keeps_a_large_hole():
+    _, mask, _ = _dome()
+    holed = mask.copy()
+    holed[24, 20:23] = False  # 3 px: the turned-away pixels beside a nose
+    holed[10:20, 26:34] = False  # 80 px, about 8 % of the face: something in front of it
+    holed[1, 1] = holed[46, 2] = True  # crumbs in the background
+    tidy = tidy_mask(holed)
+    assert tidy[24, 20:23].all() and not tidy[10:20, 26:34].any()
+    assert not tidy[1, 1] and not tidy[46, 2] and (mask | ~tidy).all()  # nothing outside the face added
+    depth, _, photo = _dome()  # the net's depth is dense: defined in the small hole too
+    mesh = mesh_from_maps(np.nan_to_num(depth), holed, photo, smooth_iterations=0, detail=0.0)
+    assert inner_holes(mesh, tidy) == 1  # the large hole
 
 
 def test_the_median_filter_removes_an_isolated_pit_and_keeps_the_outline():

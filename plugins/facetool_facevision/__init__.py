@@ -19,7 +19,9 @@ class FaceVisionRunOptions:
 
     smooth: int = field(default=5, metadata={"help": "Laplacian smoothing iterations of the depth"})
     detail: float = field(default=0.5, metadata={"help": "photo high-pass detail along the normals, px per unit"})
-    spike: float = field(default=4.0, metadata={"help": "drop triangles whose longest edge exceeds this × median"})
+    spike: float = field(
+        default=4.0, metadata={"help": "drop fins and spikes: triangles whose longest edge exceeds this × median"}
+    )
     median: int = field(default=5, metadata={"help": "median filter of the depth before meshing, px (1: off)"})
 
     def __post_init__(self) -> None:

@@ -9,8 +9,9 @@ Per item (a ``facetool data maps`` folder: photo, depth, pncc, mask), with the m
   is measured); otherwise the mean face shipped beside the default weights (``mean_face.npz``, from the shipped
   weights' training data) — ``notes.baseline`` says which;
 - mesh statistics of the reconstruction with the default mesh settings: ``vertices``, ``faces``, ``nose_px``
-  (distance in the image plane between the mesh's nearest point and the labelled nose tip) and
-  ``normals_to_camera`` (area fraction of triangles facing +z).
+  (distance in the image plane between the mesh's nearest point and the labelled nose tip),
+  ``normals_to_camera`` (area fraction of triangles facing +z) and ``holes`` (holes inside the face, not the notches
+  at its outline; :func:`.mesh.inner_holes`).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def baseline_face(request: Any) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _mesh_stats(depth: np.ndarray, mask: np.ndarray, photo: np.ndarray, nose: np.ndarray | None) -> dict[str, float]:
-    from .mesh import mesh_from_maps
+    from .mesh import inner_holes, mesh_from_maps
 
     try:
         mesh = mesh_from_maps(depth, mask, photo)
@@ -101,7 +102,8 @@ def _mesh_stats(depth: np.ndarray, mask: np.ndarray, photo: np.ndarray, nose: np
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     area = np.linalg.norm(normals, axis=1)
     stats = {"vertices": float(len(mesh.vertices)), "faces": float(len(mesh.faces)),
-             "normals_to_camera": float(area[normals[:, 2] > 0].sum() / max(area.sum(), 1e-12))}  # fmt: skip
+             "normals_to_camera": float(area[normals[:, 2] > 0].sum() / max(area.sum(), 1e-12)),
+             "holes": float(inner_holes(mesh, mask))}  # fmt: skip
     if nose is not None:
         tip = mesh.vertices[np.argmax(mesh.vertices[:, 2])]
         stats["nose_px"] = float(np.hypot(tip[0] - nose[0], -tip[1] - nose[1]))

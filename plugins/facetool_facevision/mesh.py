@@ -5,13 +5,15 @@ value: larger = nearer), so a viewer looking down -z sees the face as the photo 
 
 Steps (:func:`mesh_from_maps`):
 
-0. Outliers: a ``median`` × ``median`` median filter of the depth inside the mask (the GAN's failures on unusual
-   photos are isolated pits and peaks; spike removal would otherwise punch holes where they are).
+0. The mask: its largest connected part, small holes filled (:func:`tidy_mask`). Outliers: a ``median`` ×
+   ``median`` median filter of the depth inside the mask (the GAN's failures on unusual photos are isolated pits and
+   peaks; spike removal would otherwise punch holes where they are).
 1. Vertices: one per masked pixel (``step`` > 1 keeps every step-th row and column).
 2. Delaunay triangulation of their (x, y).
 3. Background removal: Delaunay fills the convex hull; triangles whose centroid falls outside the mask go.
-4. Spike removal: triangles whose longest 3D edge exceeds ``spike_factor`` × the median longest edge (a depth jump
-   between neighbours is a spike, not a surface).
+4. Spike removal: triangles whose longest 3D edge exceeds ``spike_factor`` × the median longest edge, in a run of
+   them that reaches the outline (fins) or at a vertex far from its neighbours (a spike, not a surface); a run inside
+   the face spans a cliff (a nose seen edge-on) and stays.
 5. Laplacian smoothing of z (uniform umbrella operator, ``smooth_iterations`` steps of rate 0.5): x and y stay on
    the pixel grid, so texture and colour lookups stay exact.
 6. Detail filling: the grayscale photo's high-pass (photo minus its Gaussian low-pass) moves each vertex along its
@@ -30,6 +32,13 @@ import numpy as np
 #: MediaPipe's canonical face mesh (Apache-2.0): its 468 vertices normalised to [0, 1] per axis (the PNCC code) and
 #: their texture coordinates (v up), taken from the mediapipe-face-landmarker asset so reconstruct needs no download.
 CANONICAL_UV = Path(__file__).parent / "weights" / "canonical_uv.npz"
+
+
+#: Holes of the face mask up to this share of its area are filled before meshing (see :func:`tidy_mask`).
+HOLE_FRACTION = 0.02
+
+#: Holes whose rim lies within this many px of the face's outline are notches, not holes (:func:`inner_holes`).
+OUTLINE_PX = 5.0
 
 
 @dataclass
@@ -60,6 +69,96 @@ def masked_median(values: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray
     nearest = distance_transform_edt(~mask, return_distances=False, return_indices=True)
     filled = values[nearest[0], nearest[1]]
     return np.where(mask, median_filter(filled, size=size, mode="nearest"), np.nan)
+
+
+def tidy_mask(mask: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(S, S) bool -> the largest connected part of ``mask``, its holes under ``HOLE_FRACTION`` of its area filled
+    (only where ``valid``, the pixels with a depth).
+
+    The mask is read from the correspondence map, which darkens where the surface turns away: on a turned head a
+    few pixels beside the nose fall under the threshold and the mesh got a hole there, and stray pixels in the
+    background made crumbs. A large hole (a hand over the face) stays a hole.
+    """
+    from scipy.ndimage import binary_fill_holes, label
+
+    parts, count = label(mask)
+    if count == 0:
+        return mask
+    sizes = np.bincount(parts.ravel())[1:]
+    face = parts == 1 + int(np.argmax(sizes))
+    holes, count = label(binary_fill_holes(face) & ~face)
+    if count:
+        hole_sizes = np.bincount(holes.ravel())[1:]
+        small = np.flatnonzero(hole_sizes <= HOLE_FRACTION * face.sum()) + 1
+        face |= np.isin(holes, small) & (True if valid is None else valid)
+    return face
+
+
+def inner_holes(mesh: FaceMesh, mask: np.ndarray) -> int:
+    """Holes inside the face: rims of the mesh, besides the longest (the outline), whose median vertex lies more
+    than ``OUTLINE_PX`` inside the outline of ``mask`` (S, S) bool. Notches cut at the outline are not counted."""
+    from scipy.ndimage import binary_fill_holes, distance_transform_edt
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    count, faces = len(mesh.vertices), mesh.faces
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    unique, uses = np.unique(edges, axis=0, return_counts=True)
+    rim = unique[uses == 1]
+    if not len(rim):
+        return 0
+    graph = coo_matrix((np.ones(len(rim)), (rim[:, 0], rim[:, 1])), shape=(count, count))
+    _, labels = connected_components(graph, directed=False)
+    on_rim = np.unique(rim.ravel())
+    rims = np.unique(labels[on_rim])
+    outline = rims[np.argmax([np.sum(labels[on_rim] == r) for r in rims])]
+    depth_in = distance_transform_edt(binary_fill_holes(mask))[mesh.pixels[:, 0], mesh.pixels[:, 1]]
+    return sum(1 for r in rims if r != outline and np.median(depth_in[on_rim[labels[on_rim] == r]]) > OUTLINE_PX)
+
+
+def _runs_reaching(faces: np.ndarray, chosen: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(M,) bool: chosen triangles whose run — chosen triangles joined by shared vertices — has a vertex in
+    ``targets`` (count,) bool."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    picked = np.flatnonzero(chosen)
+    out = np.zeros(len(faces), dtype=bool)
+    if not len(picked):
+        return out
+    count = len(targets)
+    # One graph over vertices: the corners of each chosen triangle joined to each other.
+    a = faces[picked][:, [0, 1, 2]].ravel()
+    b = faces[picked][:, [1, 2, 0]].ravel()
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(count, count))
+    _, labels = connected_components(graph, directed=False)
+    reaching = np.unique(labels[targets & np.isin(np.arange(count), faces[picked])])
+    out[picked] = np.isin(labels[faces[picked, 0]], reaching)
+    return out
+
+
+def lone_pixels(depth: np.ndarray, mask: np.ndarray, limit: float) -> np.ndarray:
+    """(S, S) bool: spike pixels — above all or below all of their 8 in-mask neighbours, and within ``limit`` in
+    depth of at most one of them.
+
+    A spike stands alone; a pixel at the top or foot of a cliff has neighbours along the cliff on its own side, and
+    one on the cliff's face lies between its neighbours.
+    """
+    near = np.zeros(depth.shape, dtype=np.int64)
+    low = np.full(depth.shape, np.inf)
+    high = np.full(depth.shape, -np.inf)
+    padded = np.pad(np.where(mask, depth, np.nan), 1, constant_values=np.nan)
+    h, w = depth.shape
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                other = padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+                with np.errstate(invalid="ignore"):
+                    near += np.abs(other - depth) <= limit  # NaN (outside) compares False
+                low, high = np.fmin(low, other), np.fmax(high, other)
+    with np.errstate(invalid="ignore"):
+        beyond = (depth > high) | (depth < low)
+    return mask & (near <= 1) & beyond
 
 
 def boundary_vertices(faces: np.ndarray, count: int) -> np.ndarray:
@@ -139,6 +238,8 @@ def mesh_from_maps(
 
     depth = np.asarray(depth, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool) & np.isfinite(depth)
+    if depth.shape == mask.shape:
+        mask = tidy_mask(mask, np.isfinite(depth))
     if median > 1 and mask.any() and depth.shape == mask.shape:
         depth = masked_median(depth, mask, median)
     if depth.shape != mask.shape or photo.shape[:2] != depth.shape:
@@ -156,11 +257,18 @@ def mesh_from_maps(
     c_col = np.clip(np.round(centroid[:, 0]).astype(int), 0, mask.shape[1] - 1)
     c_row = np.clip(np.round(-centroid[:, 1]).astype(int), 0, mask.shape[0] - 1)
     faces = faces[mask[c_row, c_col]]
-    # Spikes: a longest edge far beyond the typical one.
+    # Spikes: a longest edge far beyond the typical one, in a run of such triangles that reaches the outline (the
+    # depth's roll-off into fins), or at a lone vertex (lone_pixels). A run that stays inside the face is a cliff:
+    # the nose's side on a turned head, which a single view sees edge-on. Cut, it left a ragged hole beside the
+    # nose; kept, the side is a steep strip of surface.
     if len(faces):
         corners = vertices[faces]
         longest = np.max(np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2), axis=1)
-        faces = faces[longest <= spike_factor * np.median(longest)]
+        limit = spike_factor * np.median(longest)
+        long = longest > limit
+        lone = lone_pixels(depth, mask, limit)[rows, cols]
+        cut = long & (_runs_reaching(faces, long, boundary_vertices(faces, len(vertices))) | lone[faces].any(axis=1))
+        faces = faces[~cut]
     # Counter-clockwise seen from +z: the normals face the camera.
     v0, v1, v2 = (vertices[faces[:, k], :2] for k in range(3))
     cross = (v1[:, 0] - v0[:, 0]) * (v2[:, 1] - v0[:, 1]) - (v1[:, 1] - v0[:, 1]) * (v2[:, 0] - v0[:, 0])
