@@ -102,7 +102,9 @@ def weights_metadata(path: Path | None) -> dict[str, str]:
         from .train.checkpoint import read_state
 
         state = read_state(path)
-        return {"method": state.method, "train_options": json.dumps(state.options)}
+        run = state.extra.get("run") or {}
+        return {"method": state.method, "train_options": json.dumps(state.options),
+                "train_settings": json.dumps({k: run[k] for k in ("size",) if k in run})}  # fmt: skip
     from safetensors import safe_open
 
     try:
@@ -110,6 +112,25 @@ def weights_metadata(path: Path | None) -> dict[str, str]:
             return dict(handle.metadata() or {})
     except Exception as err:  # safetensors raises its own error types for non-safetensors files
         raise FacetoolError(f"{path}: not a safetensors weights file ({str(err).splitlines()[0][:80]})") from None
+
+
+def trained_size(metadata: dict[str, str]) -> int | None:
+    """The crop size the weights were trained at (metadata ``train_settings``), or None when not recorded."""
+    try:
+        size = json.loads(metadata.get("train_settings") or "{}").get("size")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return int(size) if isinstance(size, int) and size > 0 else None
+
+
+def default_size(spec: Any, weights_path: Path | None, size: int | None) -> int:
+    """``--size`` when given, else the size the weights were trained at, else the method's input size; a size the
+    method does not run at is a usage error."""
+    if size is None:
+        size = trained_size(weights_metadata(weights_path)) or spec.input_size
+    if size not in spec.sizes:
+        raise UsageError(f"--size {size}: method {spec.name} runs at {', '.join(map(str, spec.sizes))}")
+    return size
 
 
 def weights_digest(path: Path | None) -> str | None:
@@ -269,11 +290,9 @@ def evaluate_method(
         raise UsageError(f"method {spec.name} has no network to evaluate")
     if batch_size < 1 or (limit is not None and limit < 1):
         raise UsageError("--batch-size and --limit must be at least 1")
-    size = spec.input_size if size is None else size
-    if size not in spec.sizes:
-        raise UsageError(f"--size {size}: method {spec.name} runs at {', '.join(map(str, spec.sizes))}")
     nme_spec = nme_detector_spec(nme) if nme is not None else None
     weights_path = None if oracle else resolve_weights(spec, weights)
+    size = default_size(spec, weights_path, size)
     metadata = weights_metadata(weights_path)
     if metadata.get("method") and metadata["method"] != spec.name:
         raise FacetoolError(f"{weights_path} holds weights of method {metadata['method']}, not {spec.name}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from .errors import FacetoolError
+from .errors import FacetoolError, UsageError
 
 TASKS = ("stylize", "generate", "reconstruct")
 Task = Literal["stylize", "generate", "reconstruct"]
@@ -88,7 +88,7 @@ def resolve_weights(spec: MethodSpec, override: str | Path | None = None) -> Pat
     if override is not None:
         path = Path(override).expanduser()
         if not path.exists():
-            raise FacetoolError(f"--weights {override}: no such file or folder")
+            raise UsageError(f"--weights {override}: no such file or folder")
         return path
     if spec.weights is None:
         return None

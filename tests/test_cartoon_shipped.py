@@ -130,3 +130,15 @@ def test_every_face_of_a_two_person_photo_becomes_an_avatar(photos, tmp_path, on
         assert np.abs(out[y0:y1, x0:x1] - pair[y0:y1, x0:x1]).mean() > 20
     assert np.abs(out[-20:, :20] - pair[-20:, :20]).mean() < 2
     assert read_image(photo).tobytes() == pair.astype(np.uint8).tobytes()  # the input is untouched
+
+
+def test_the_shipped_generator_exports_with_a_batch_axis(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "cartoon.onnx"
+    result = CliRunner().invoke(build_app(), ["export", "cartoon", "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [c["shape"][0] for c in report["checks"]] == [1, 2]  # checked against torch at two batch sizes
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (avatars,) = session.run(None, {session.get_inputs()[0].name: np.random.rand(3, 3, 128, 128).astype(np.float32)})
+    assert avatars.shape == (3, 3, 128, 128)

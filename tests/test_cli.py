@@ -155,3 +155,22 @@ def test_methods_lists_and_details_one_method():
     assert "training options" in text and "lambda-l1" in text
     unknown = invoke("methods", "no-such-method")
     assert unknown.exit_code == 2 and "no-such-method" in unknown.output
+
+
+def test_debug_after_the_command_is_taken_not_a_traceback(tmp_path):
+    result = invoke("data", "split", str(tmp_path / "missing"), "--debug")
+    assert "No such option" not in result.output  # taken as facetool --debug, not an unknown option
+    assert result.exit_code != 0 and result.exception is not None  # --debug: the error itself, traceback and all
+
+
+def test_an_unforeseen_file_system_error_is_one_line_naming_the_path(capsys):
+    from facetool.cli import _handle
+
+    for err, expected in (
+        (PermissionError(1, "Operation not permitted", "ro/.p.safetensors.26077.tmp"), "ro/: cannot write in this"),
+        (FileExistsError(17, "File exists", "d/manifest.jsonl"), "d/manifest.jsonl: File exists"),
+        (IsADirectoryError(21, "Is a directory", "d/.maps.1.tmp", None, "d/maps"), "d/maps: Is a directory"),
+    ):
+        assert _handle(err, debug=False) == 1
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0] and "Errno" not in lines[0], lines

@@ -273,7 +273,7 @@ def test_maps_are_deterministic_and_resume(labelled_photos, tmp_path, monkeypatc
     make_maps(labelled_photos, first, size=96, seed=5)
     make_maps(labelled_photos, second, size=96, seed=5)
     files = _files(first)
-    assert files == _files(second) and len(files) == 7  # 6 maps + manifest
+    assert files == _files(second) and len(files) == 8  # 6 maps + manifest + made_by.json
 
     # Resume: an untouched folder is skipped; a deleted and a corrupted file are remade, byte-identical.
     assert make_maps(labelled_photos, first, size=96, seed=5)["skipped"] == 1

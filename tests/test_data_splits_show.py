@@ -146,3 +146,46 @@ def test_data_modules_do_not_import_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_data_folder_is_stamped_and_refuses_another_command_or_other_settings(tmp_path):
+    from facetool.data.common import MADE_BY, Manifest
+    from facetool.errors import UsageError
+
+    folder = tmp_path / "drawings"
+    Manifest.open(folder, "drawings", {"size": 64, "vary": 0.0})
+    assert json.loads((folder / MADE_BY).read_text()) == {"command": "drawings", "settings": {"size": 64, "vary": 0.0}}
+    Manifest.open(folder, "drawings", {"size": 64, "vary": 0.0})  # the same command and settings: a resume
+    with pytest.raises(UsageError, match="a folder of facetool data drawings, not labels"):
+        Manifest.open(folder, "labels")
+    with pytest.raises(UsageError, match="made with --size 64"):
+        Manifest.open(folder, "drawings", {"size": 128, "vary": 0.0})
+    legacy = tmp_path / "legacy"  # made before stamps: nothing to check, and left unstamped
+    legacy.mkdir()
+    (legacy / "manifest.jsonl").write_text('{"id": "a"}\n')
+    Manifest.open(legacy, "labels")
+    assert not (legacy / MADE_BY).exists()
+
+
+def test_show_never_writes_over_the_data_folders_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from facetool.cli import build_app
+
+    folder = tmp_path / "d"
+    (folder / "photo").mkdir(parents=True)
+    Image.new("RGB", (32, 32), (200, 100, 50)).save(folder / "photo" / "a.png")
+    manifest = '{"file": "photo/a.png", "id": "a", "sha256": "x"}\n'
+    (folder / "manifest.jsonl").write_text(manifest)
+    before = (folder / "photo" / "a.png").read_bytes()
+    for target in ("manifest.jsonl", "photo/a.png"):
+        result = CliRunner().invoke(build_app(), ["data", "show", str(folder), "-o", str(folder / target)])
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert (folder / "manifest.jsonl").read_text() == manifest and (folder / "photo" / "a.png").read_bytes() == before
+    result = CliRunner().invoke(build_app(), ["data", "show", str(folder), "-o", str(tmp_path / "s.gif")])
+    assert result.exit_code == 2 and ".png" in result.stderr
+    result = CliRunner().invoke(build_app(), ["data", "show", str(folder), "-o", f"{tmp_path / 'sheets'}/"])
+    assert result.exit_code == 0 and (tmp_path / "sheets" / "d.png").is_file(), result.output
+    result = CliRunner().invoke(build_app(), ["data", "show", str(folder), "-o", str(tmp_path / "x.png"), "--roles",
+                                              "photo,nosuch"])  # fmt: skip
+    assert result.exit_code == 2 and "nosuch" in result.stderr

@@ -286,3 +286,25 @@ def test_oracle_scores_the_targets_without_weights(pairs):
     (pairs / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(UsageError, match="--oracle needs a copy for every item"):
         evaluate_method(spec, pairs, None, None, backbone=_Backbone(), oracle=True)
+
+
+def test_default_size_is_the_weights_training_size(tmp_path):
+    import json as _json
+
+    from safetensors.torch import save_file
+
+    from facetool.errors import UsageError
+    from facetool.evaluate import default_size
+    from facetool.methods import MethodSpec
+
+    spec = MethodSpec(name="m", task="stylize", load=lambda o, d, w: None, description="t", input_size=16,
+                      sizes=(16, 32))  # fmt: skip
+    trained = tmp_path / "w.safetensors"
+    save_file({"x": torch.zeros(1)}, trained, metadata={"train_settings": _json.dumps({"size": 32})})
+    plain = tmp_path / "p.safetensors"
+    save_file({"x": torch.zeros(1)}, plain)
+    assert default_size(spec, trained, None) == 32  # a run trained at 32 runs at 32
+    assert default_size(spec, plain, None) == 16 and default_size(spec, None, None) == 16
+    assert default_size(spec, trained, 16) == 16  # --size wins
+    with pytest.raises(UsageError, match="runs at 16, 32"):
+        default_size(spec, trained, 64)

@@ -151,7 +151,8 @@ def test_cli_exports_the_given_weights(tmp_path, cli):
     [
         (("tiny", "--format", "tflite"), 2, "unknown exporter 'tflite'"),
         (("bare",), 2, "has no exportable network"),
-        (("tiny", "--weights", "missing.safetensors"), 1, "no such file"),
+        (("tiny", "--weights", "missing.safetensors"), 2, "no such file"),
+        (("tiny", "--opset", "3"), 2, "--opset"),
         (("tiny", "--size", "50"), 2, "runs at 48, 64"),
         (("tiny", "-o", "model.bin"), 2, "writes .onnx files"),
         (("nope",), 2, "unknown method 'nope'"),

@@ -169,6 +169,22 @@ def test_resume_continues_exactly(pairs: Path, tmp_path: Path) -> None:
     assert (stopped / "losses.jsonl").read_text() == straight_losses
 
 
+def test_resume_follows_moved_data_and_refuses_changed_data(pairs: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    run_training(toy_spec(), run, data=[pairs], steps=2, save_every=2)
+    moved = tmp_path / "moved"
+    shutil.move(pairs, moved)
+    with pytest.raises(UsageError, match="give its new place with --data"):
+        run_training(toy_spec(), run, resume=True, steps=4)
+    assert run_training(toy_spec(), run, resume=True, steps=4, data=[moved]).step == 4  # the same items, moved
+    lines = (moved / "manifest.jsonl").read_text().splitlines()
+    (moved / "manifest.jsonl").write_text("\n".join(lines[:-1]) + "\n")  # one item fewer: another data set
+    with pytest.raises(UsageError, match="not the items the run started with"):
+        run_training(toy_spec(), run, resume=True, steps=6, data=[moved])
+
+
 def test_resume_refuses_nets_built_otherwise_than_saved(pairs: Path, tmp_path: Path, monkeypatch) -> None:
     run = tmp_path / "run"
     run_training(toy_spec(), run, data=[pairs], steps=2, save_every=1)

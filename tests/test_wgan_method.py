@@ -200,14 +200,31 @@ def cartoons(tmp_path):
     return root
 
 
-def test_predictor_trains_and_round_trips(cartoons, tmp_path, one_thread):
+@pytest.fixture
+def split_cartoons(cartoons, tmp_path):
+    """The cartoons with a split: the predictor's printed error is on held-out faces."""
+    import shutil
+
+    from facetool.data.splits import split_folder
+
+    root = shutil.copytree(cartoons, tmp_path / "split-cartoons")
+    split_folder(root, 0.3)
+    return root
+
+
+def test_predictor_trains_and_round_trips(cartoons, split_cartoons, tmp_path, one_thread):
     from facetool_wgan_landmark.predictor import load_predictor, save_predictor, train_predictor
 
-    predictor, record = train_predictor(cartoons, steps=3, batch=4, size=SIZE)
-    assert record["train_items"] == 10 and np.isfinite(record["test_error"]) and record["colour"] is False
-    coloured, record_c = train_predictor(cartoons, steps=3, batch=4, size=SIZE, colour=True)
+    predictor, record = train_predictor(split_cartoons, steps=3, batch=4, size=SIZE)
+    assert record["train_items"] + record["test_items"] == 10 and record["test_items"] > 0  # held out
+    assert np.isfinite(record["test_error"]) and record["colour"] is False
+    from facetool.errors import UsageError
+
+    with pytest.raises(UsageError, match="no splits.json"):  # tested on what it trained on: refused
+        train_predictor(cartoons, steps=1, batch=2, size=SIZE)
+    coloured, record_c = train_predictor(split_cartoons, steps=3, batch=4, size=SIZE, colour=True)
     assert record_c["colour"] is True and record_c["test_error"] != record["test_error"]  # other images seen
-    _, record_p = train_predictor(cartoons, steps=3, batch=4, size=SIZE, parts=3.0)
+    _, record_p = train_predictor(split_cartoons, steps=3, batch=4, size=SIZE, parts=3.0)
     assert record_p["parts"] == 3.0 and record_p["test_error"] != record["test_error"]  # parts moved on their own
     path = tmp_path / "p.safetensors"
     save_predictor(predictor, path, record)
@@ -217,14 +234,16 @@ def test_predictor_trains_and_round_trips(cartoons, tmp_path, one_thread):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_one_training_step_of_every_variant_and_the_runner(cartoons, tmp_path, variant, one_thread, monkeypatch):
+def test_one_training_step_of_every_variant_and_the_runner(
+    cartoons, split_cartoons, tmp_path, variant, one_thread, monkeypatch
+):
     from facetool_wgan_landmark import predictor as predictor_module
     from facetool_wgan_landmark.predictor import save_predictor, train_predictor
 
     from facetool.plugins import get_host
     from facetool.train.loop import run_training
 
-    p, record = train_predictor(cartoons, steps=1, batch=2, size=SIZE)
+    p, record = train_predictor(split_cartoons, steps=1, batch=2, size=SIZE)
     save_predictor(p, tmp_path / "p.safetensors", record)
     monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
     spec = dataclasses.replace(get_host().generators.get("wgan-landmark"), sizes=(SIZE,))
@@ -249,11 +268,11 @@ def test_one_training_step_of_every_variant_and_the_runner(cartoons, tmp_path, v
             runner(1, 0, layout)
 
 
-def test_runner_reads_a_drawing_layout_with_the_predictor(cartoons, tmp_path, monkeypatch, one_thread):
+def test_runner_reads_a_drawing_layout_with_the_predictor(cartoons, split_cartoons, tmp_path, monkeypatch, one_thread):
     from facetool_wgan_landmark import predictor as predictor_module
     from facetool_wgan_landmark.predictor import save_predictor, train_predictor
 
-    p, record = train_predictor(cartoons, steps=1, batch=2, size=SIZE)
+    p, record = train_predictor(split_cartoons, steps=1, batch=2, size=SIZE)
     save_predictor(p, tmp_path / "p.safetensors", record)
     monkeypatch.setattr(predictor_module, "colour_predictor_path", lambda: tmp_path / "p.safetensors")
     runner = WganRunner(LayoutGenerator(LayoutGeneratorConfig(z_dim=8, size=SIZE, base=4, layout_points=6)), "cpu")
@@ -261,7 +280,7 @@ def test_runner_reads_a_drawing_layout_with_the_predictor(cartoons, tmp_path, mo
     assert list(layout) == list(LAYOUT_POINTS) and all(0 <= v <= 1 for xy in layout.values() for v in xy)
 
 
-def test_evaluate_measures_layout_error_and_fid(cartoons, tmp_path, monkeypatch, one_thread):
+def test_evaluate_measures_layout_error_and_fid(cartoons, split_cartoons, tmp_path, monkeypatch, one_thread):
     from facetool_wgan_landmark import predictor as predictor_module
     from facetool_wgan_landmark.predictor import save_predictor, train_predictor
     from typer.testing import CliRunner
@@ -272,7 +291,7 @@ def test_evaluate_measures_layout_error_and_fid(cartoons, tmp_path, monkeypatch,
     from conftest import require_assets
 
     require_assets("age-net-v1-onnx")
-    p, record = train_predictor(cartoons, steps=1, batch=2, size=SIZE)
+    p, record = train_predictor(split_cartoons, steps=1, batch=2, size=SIZE)
     save_predictor(p, tmp_path / "p.safetensors", record)
     monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
     monkeypatch.setattr(predictor_module, "check_predictor_path", lambda: tmp_path / "p.safetensors")

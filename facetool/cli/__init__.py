@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
 from typer.core import TyperGroup
@@ -112,7 +113,21 @@ def _handle(err: BaseException, debug: bool) -> int:
         return _fail("interrupted", 130)
     if isinstance(err, BrokenPipeError):
         return 1
+    if isinstance(err, OSError) and err.strerror:
+        return _fail(_os_error_line(err), 1)
     return _fail(f"{type(err).__name__}: {err} (run again with --debug for the traceback)", 1)
+
+
+def _os_error_line(err: OSError) -> str:
+    """ "PATH: reason" for a file-system error the code did not foresee; a failed atomic write (its hidden temp
+    file beside the target) names the folder it could not write in."""
+    name = err.filename2 if isinstance(err, IsADirectoryError) and err.filename2 else err.filename
+    if name is None:
+        return err.strerror
+    path = Path(os.fsdecode(name))
+    if path.name.startswith(".") and ".tmp" in path.name:
+        return f"{path.parent}{os.sep}: cannot write in this folder ({err.strerror})"
+    return f"{path}: {err.strerror}"
 
 
 class FacetoolGroup(TyperGroup):
@@ -121,6 +136,8 @@ class FacetoolGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("FACETOOL_DEBUG") == "1"
+        if "--debug" in argv[1:]:  # "facetool train … --debug" means what "facetool --debug train …" does
+            argv = ["--debug", *(a for a in argv if a != "--debug")]
         try:
             result = super().main(argv, prog_name or "facetool", complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0

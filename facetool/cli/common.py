@@ -82,9 +82,10 @@ def is_own_output(path: Path, markers: set[str]) -> bool:
     return bool(parts) and _NUMBERED.match(parts[-1]).group(1) in markers
 
 
-def task_method(method: str | None, task: str, size: int | None) -> tuple[str, Any, int]:
+def task_method(method: str | None, task: str, size: int | None, weights: Path | None = None) -> tuple[str, Any, int]:
     """(name, spec, crop size) of the method a task command runs: ``--method`` or the task's default; UsageError for
-    another task's method or a ``--size`` it does not run at."""
+    another task's method or a ``--size`` it does not run at. No ``--size``: the size ``--weights`` were trained at
+    (a run trained at 128 runs at 128), else the method's input size."""
     from ..pipeline import default_name
     from ..plugins import get_host
 
@@ -93,6 +94,11 @@ def task_method(method: str | None, task: str, size: int | None) -> tuple[str, A
     spec = registry.get(name)
     if spec.task != task:
         raise UsageError(f"method {name} is a {spec.task} method; use facetool {spec.task}")
+    if size is None and weights is not None:
+        from ..evaluate import default_size
+        from ..methods import resolve_weights
+
+        return name, spec, default_size(spec, resolve_weights(spec, weights), None)
     size = spec.input_size if size is None else size
     if size not in spec.sizes:
         raise UsageError(f"--size {size}: method {name} runs at {', '.join(map(str, spec.sizes))}")

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         size: int | None = typer.Option(None, "--size", help="Crop size (default: the method's)."),
         limit: int | None = typer.Option(None, "--limit", help="Evaluate the first N items only."),
         batch_size: int = typer.Option(8, "--batch-size", help="Items per forward pass."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the network and the KID subsets."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the network and the KID subsets."),
         output: Path | None = typer.Option(None, "--out", "-o", help="Folder for metrics.json and grid.png."),
         json_out: bool = typer.Option(False, "--json", help="Print the metrics document as JSON."),
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),

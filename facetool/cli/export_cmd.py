@@ -31,11 +31,14 @@ def register(app: typer.Typer) -> None:
         format: str = typer.Option("onnx", "--format", "-f", help="Exporter (facetool plugins lists them)."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Model file (default: METHOD.onnx)."),
         size: int | None = typer.Option(None, "--size", help="Input side S of the traced sample (default: method's)."),
-        opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
+        opset: int = typer.Option(
+            17, "--opset", min=7, max=24, help="ONNX opset version (7-24: what torch's exporter writes)."
+        ),
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
         static: bool = typer.Option(False, "--static", help="Fix every axis (default: batch, H/W dynamic)."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
+        from ..evaluate import default_size
         from ..methods import resolve_weights
         from ..options import parse_options
         from ..plugins import get_host
@@ -49,14 +52,13 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"method {method} has no exportable network (its plugin gives no MethodSpec.network)")
         if spec.task == "generate":  # its network takes noise (and a layout), not the image an export traces with
             raise UsageError(f"method {method} generates from noise: export takes image-to-image methods")
-        size = spec.input_size if size is None else size
-        if size not in spec.sizes:
-            raise UsageError(f"--size {size}: method {method} runs at {', '.join(map(str, spec.sizes))}")
+        weights_path = resolve_weights(spec, weights)
+        size = default_size(spec, weights_path, size)  # a run trained at 128 exports at 128
         target = output or Path(f"{method}{exporter.suffixes[0]}")
         if target.suffix.lower() not in exporter.suffixes:
             raise UsageError(f"-o {target}: the {format} format writes {', '.join(exporter.suffixes)} files")
         options = parse_options(spec.options, option, f"method {method}")
-        net = spec.network(options, resolve_weights(spec, weights))
+        net = spec.network(options, weights_path)
 
         import torch
 

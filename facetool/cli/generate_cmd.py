@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         landmarks: Path | None = typer.Option(None, "--landmarks", help="Layout JSON file (see --help)."),
         like: Path | None = typer.Option(None, "--like", help="Take the layout from this image's largest face."),
         count: int = typer.Option(1, "--count", "-n", min=1, max=1024, help="How many images."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the noise: same seed, same images."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the noise: same seed, same images."),
         # A str, not a Path: a Path drops the trailing "/" that marks a folder still to be made.
         output: str = typer.Option("generated.png", "--output", "-o", help="PNG (a grid), or a folder (ending in /)."),
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
 
         if landmarks is not None and like is not None:
             raise UsageError("give --landmarks or --like, not both")
-        name, spec, size = task_method(method, "generate", size)
+        name, spec, size = task_method(method, "generate", size, weights)
         options = parse_options(spec.options, option, f"method {name}")
         folder = output.endswith(("/", "\\")) or Path(output).is_dir()
         if not folder and Path(output).suffix.lower() != ".png":

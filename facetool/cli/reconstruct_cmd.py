@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         from ..options import parse_options
         from ..pipeline import check_assets, close_detector, load_detector, parse_face_choice
 
-        name, spec, size = task_method(method, "reconstruct", size)
+        name, spec, size = task_method(method, "reconstruct", size, weights)
         formats = mesh_exporters()
         choice = parse_face_choice(face)
         inputs = gather_inputs(images)

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         from ..options import parse_options
         from ..pipeline import check_assets, close_detector, load_detector, parse_face_choice
 
-        name, spec, size = task_method(method, "stylize", size)
+        name, spec, size = task_method(method, "stylize", size, weights)
         if background not in (None, "photo", "white"):
             raise UsageError(f"--background takes photo or white, not {background!r}")
         choice = parse_face_choice(face)

@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--precision {precision}: use fp32, bf16 or fp16")
         branch = resume is not None and out_dir is not None  # continue RUN into a new folder, -T changed
         if resume is not None and option and not branch:
-            raise UsageError("--resume keeps the run's training settings: drop -O (or branch: add --out NEW)")
+            raise UsageError("--resume keeps the run's training settings: drop -T (or branch: add --out NEW)")
         if resume is not None and init is not None:
             raise UsageError("--init starts a new run from other weights; --resume continues a run: give one of them")
         base = init_options(spec, init) if init is not None else (branch_options(resume) if branch else None)

@@ -326,7 +326,7 @@ def import_dataset(format: str, src: Path, out: Path, *, licence: str | None = N
     planned = scan(format, src, exclude=out, **options)
     if out.resolve() == Path(src).resolve():
         raise UsageError(f"--out {out}: must not be the source folder")
-    manifest = Manifest.open(out)
+    manifest = Manifest.open(out, "import")
     other = {r.get("source") for r in manifest.records.values()} - {format}
     if other:
         raise UsageError(f"--out {out}: already holds a {sorted(map(str, other))[0]!r} manifest; choose another")

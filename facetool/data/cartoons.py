@@ -70,7 +70,7 @@ def make_cartoons(
         raise UsageError(f"--size: must be between {MIN_SIZE} and {MAX_SIZE}")
     parse_styles(",".join(styles))
     options = {"size": size, "seed": seed, "styles": list(styles), "augment": augment}
-    manifest = Manifest.open(out)
+    manifest = Manifest.open(out, "cartoons")
     for record in manifest.records.values():
         if record.get("labels", {}).get("options") != options:
             raise UsageError(f"--out {out}: holds cartoons made with other options; use a new folder")
@@ -161,7 +161,7 @@ def register_cli(data_app: typer.Typer) -> None:
         count: int = typer.Option(..., "--count", "-n", help="How many cartoons the folder should hold."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumed when it exists)."),
         size: int = typer.Option(128, "--size", help=f"Image side in pixels ({MIN_SIZE}-{MAX_SIZE})."),
-        seed: int = typer.Option(0, "--seed", help="Base seed: the same seed gives byte-identical files."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Base seed: the same seed gives byte-identical files."),
         style: str = typer.Option(
             "lorelei,notionists,avataaars", "--style", help="Comma-separated DiceBear styles to draw from."
         ),

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 MANIFEST = "manifest.jsonl"
+#: Which data command made a folder, and with what settings: another command, or other settings, are refused.
+MADE_BY = "made_by.json"
 
 
 def item_seed(base_seed: int, index: int) -> int:
@@ -103,8 +105,13 @@ class Manifest:
         return self.root / MANIFEST
 
     @classmethod
-    def open(cls, root: Path) -> Manifest:
+    def open(cls, root: Path, kind: str | None = None, settings: dict[str, Any] | None = None) -> Manifest:
+        """The manifest of ``root`` (made if missing). With ``kind`` (the data command's name) the folder's
+        :data:`MADE_BY` stamp must name that command and, when given, these ``settings`` — a folder of another
+        command or made otherwise is refused (UsageError) before anything is written; a new folder is stamped."""
         root = Path(root)
+        if kind is not None:
+            _check_made_by(root, kind, settings or {})
         root.mkdir(parents=True, exist_ok=True)
         manifest = cls(root)
         if manifest.path.exists():
@@ -140,6 +147,31 @@ class Manifest:
         """Rewrite the manifest with one line per item, in id order (after resumes it may hold repeats)."""
         lines = [json.dumps(self.records[k], sort_keys=True, separators=(",", ":")) for k in sorted(self.records)]
         write_bytes_atomic(self.path, ("\n".join(lines) + "\n").encode() if lines else b"", durable=True)
+
+
+def _check_made_by(root: Path, kind: str, settings: dict[str, Any]) -> None:
+    from facetool.errors import UsageError
+
+    stamp = root / MADE_BY
+    if stamp.is_file():
+        try:
+            made = json.loads(stamp.read_text())
+        except ValueError:
+            made = {}
+        if made.get("command") != kind:
+            raise UsageError(f"--out {root}: a folder of facetool data {made.get('command', '?')}, not {kind}; "
+                             "use another folder")  # fmt: skip
+        before = made.get("settings") or {}
+        changed = [f"--{k.replace('_', '-')} {before[k]}" for k in settings if k in before and before[k] != settings[k]]
+        if changed:
+            raise UsageError(f"--out {root}: made with {', '.join(changed)}; use another folder for these settings")
+        return
+    if (root / MANIFEST).is_file() and (root / MANIFEST).stat().st_size:
+        return  # made before stamps existed: nothing to check against, and not ours to stamp
+    if root.exists() and not root.is_dir():
+        return  # the caller's mkdir names the problem
+    root.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(stamp, json.dumps({"command": kind, "settings": settings}, sort_keys=True).encode())
 
 
 def _files_of(record: dict[str, Any]) -> Iterator[tuple[str, str]]:

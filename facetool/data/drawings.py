@@ -395,7 +395,9 @@ def make_drawings(
     ids = _photo_ids(photos)
     index_of = {item_id: i for i, item_id in enumerate(ids)}
     out = Path(out)
-    manifest = Manifest.open(out)
+    manifest = Manifest.open(
+        out, "drawings", {"size": size, "seed": seed, "hed": use_hed, "template": template, "vary": vary}
+    )
     jobs, no_face = _find_jobs(photos, ids, photos_dir, manifest)
     import torch
 
@@ -488,7 +490,7 @@ def register_cli(data_app: typer.Typer) -> None:
         photos_dir: Path = typer.Argument(..., help="Folder of photos (labels in PHOTOS_DIR/labels/ are used)."),
         out: Path = typer.Option(..., "--out", help="Output folder (created; re-running resumes)."),
         size: int = typer.Option(256, "--size", help="Crop side in pixels."),
-        seed: int = typer.Option(0, "--seed", help="Base seed (per-pair seeds derive from it)."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Base seed (per-pair seeds derive from it)."),
         hed: bool = typer.Option(False, "--hed", help="Add HED contours (asset hed-bsds500, ~1 s a pair)."),
         template: str = typer.Option("portrait", "--template", help="Alignment template (facetool.align)."),
         vary: float = typer.Option(0.0, "--vary", help="Random per-pair variation of the line filter, 0..0.5."),

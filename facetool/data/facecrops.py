@@ -43,7 +43,7 @@ class CropsJob:
         from facetool.errors import FacetoolError, UsageError
 
         self.photos_dir, self.out, self.size, self.template, self.seed = photos_dir, out, size, template, seed
-        self.manifest = Manifest.open(out)
+        self.manifest = Manifest.open(out, "crops")
         for record in self.manifest.records.values():  # one folder, one geometry
             made = record.get("labels", {})
             if (made.get("size"), made.get("template")) != (size, template):
@@ -141,7 +141,7 @@ def register_cli(data_app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
         size: int = typer.Option(128, "--size", help="Crop side in pixels."),
         template: str = typer.Option("avatar", "--template", help="Alignment template of facetool.align."),
-        seed: int = typer.Option(0, "--seed", help="Recorded per item (the crops themselves are not random)."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Recorded per item (the crops themselves are not random)."),
     ) -> None:
         result = make_crops(photos_dir, out, size=size, template=template, seed=seed)
         extra = f", {result['unlabelled']} unlabelled photo(s) left out" if result["unlabelled"] else ""

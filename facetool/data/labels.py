@@ -617,7 +617,10 @@ def list_photos(folder: Path) -> list[tuple[Path, str | None]]:
         entries = [
             (p, None)
             for p in sorted(candidate.iterdir())
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+            if p.suffix.lower() in IMAGE_SUFFIXES
+            and p.is_file()
+            and not p.name.startswith(".")
+            and not p.name.lower().endswith(".mask.png")  # the person masks data labels writes, not photos
         ]
     if not entries:
         raise UsageError(f"{folder}: no photos found (looked in the folder and its photos/ subfolder)")
@@ -648,13 +651,17 @@ def make_labels(
 
     photos_dir = Path(photos_dir)
     out = Path(out) if out is not None else photos_dir / "labels"
+    if out.resolve() == photos_dir.resolve():
+        raise UsageError(
+            f"--out {out}: the photo folder itself; labels go in a folder of their own (default {out}/labels)"
+        )
     photos = list_photos(photos_dir)
     by_id: dict[str, tuple[Path, str | None]] = {}
     for path, licence in photos:
         if path.stem in by_id:
             raise UsageError(f"{photos_dir}: {by_id[path.stem][0].name} and {path.name} share the name {path.stem!r}")
         by_id[path.stem] = (path, licence)
-    manifest = Manifest.open(out)
+    manifest = Manifest.open(out, "labels")
     # A photo changed since it was labelled (or labelled without the mesh when it is now wanted) is labelled again.
     digests = {ident: sha256_file(path) for ident, (path, _) in by_id.items()}
     for ident, record in list(manifest.records.items()):

@@ -43,7 +43,9 @@ def register_cli(data_app: typer.Typer) -> None:
         photos: Path = typer.Argument(..., help="Folder of photos (or a facetool data photos folder)."),
         out: Path = typer.Option(..., "--out", help="Output folder (resumable: made pairs are kept)."),
         size: int = typer.Option(256, "--size", help="Side of the aligned crop and drawing in pixels."),
-        seed: int = typer.Option(0, "--seed", help="Base seed (recorded per item; the drawing itself is exact)."),
+        seed: int = typer.Option(
+            0, "--seed", min=0, help="Base seed (recorded per item; the drawing itself is exact)."
+        ),
         over_photo: bool = typer.Option(False, "--over-photo", help="Also write the lines over the faded photo."),
         template: str = typer.Option("portrait", "--template", help="Alignment template of the crop."),
         line_width: float | None = typer.Option(None, "--line-width", help="Stroke width in pixels (size/128)."),
@@ -93,7 +95,7 @@ def make_loomis_pairs(
     width = line_width if line_width is not None else max(1.0, size / 128)
     sources = list_photos(photos)
 
-    manifest = Manifest.open(out)
+    manifest = Manifest.open(out, "loomis")
     settings = {"size": size, "template": template, "line_width": width}
     for record in manifest.records.values():
         made_with = {k: record.get("labels", {}).get(k) for k in settings}

@@ -185,7 +185,7 @@ class MapsJob:
 
         self.photos_dir, self.out, self.size, self.seed, self.template = photos_dir, out, size, seed, template
         self.mesh = load_canonical_mesh()
-        self.manifest = Manifest.open(out)
+        self.manifest = Manifest.open(out, "maps")
         self.photos = [path for path, _ in list_photos(photos_dir)]  # the folder, its manifest, or photos/
         # Licence and origin of generated photos, from the photo folder's own manifest when it has one.
         self.origin = {Path(r.get("file", "")).name: r for r in read_manifest(photos_dir)}
@@ -407,7 +407,7 @@ def register_cli(data_app: typer.Typer) -> None:
         photos_dir: Path = typer.Argument(..., help="Folder of photos (with labels/ from facetool data labels)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
         size: int = typer.Option(128, "--size", help="Crop side in pixels."),
-        seed: int = typer.Option(0, "--seed", help="Recorded per item (the maps themselves are not random)."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Recorded per item (the maps themselves are not random)."),
         template: str = typer.Option("portrait", "--template", help="Alignment template of facetool.align."),
     ) -> None:
         result = make_maps(photos_dir, out, size=size, seed=seed, template=template)

@@ -191,7 +191,7 @@ def make_photos(
     from facetool.data.common import Manifest, file_record, item_seed, run_items, save_png
 
     _check_arguments(count, size, psi, batch)
-    manifest = Manifest.open(Path(out))
+    manifest = Manifest.open(Path(out), "photos")
     _check_compatible(manifest, size, seed, psi)
     ids = [item_id(i) for i in range(count)]
     state: dict[str, Any] = {"generator": generator, "ahead": {}}
@@ -262,7 +262,7 @@ def register_cli(data_app: typer.Typer) -> None:
         count: int = typer.Option(..., "--count", "-n", help="Number of photos (ids 000000 ... count-1)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (photos/ and manifest.jsonl)."),
         size: int = typer.Option(512, "--size", help="Side of the saved square photos (16-1024)."),
-        seed: int = typer.Option(0, "--seed", help="Base seed: the same seed gives byte-identical photos."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Base seed: the same seed gives byte-identical photos."),
         psi: float = typer.Option(0.7, "--psi", help="Truncation: lower is more typical and cleaner, 1 is wild."),
         batch: int = typer.Option(1, "--batch", help="Images per generator call (no faster on a CPU; same images)."),
     ) -> None:

@@ -193,8 +193,13 @@ def contact_sheet(
     if not records:
         raise UsageError(f"{root}: no items to show")
     layers = [item_layers(root, record) for record in records]
+    present = {role for tiles, _, _ in layers for role in tiles}
+    unknown = [r for r in roles or [] if r not in present]
+    if unknown:
+        have = ", ".join(ordered_roles(present))
+        raise UsageError(f"--roles {','.join(unknown)}: not in these items (they have {have})")
     # Part masks (six per drawing pair) would drown the sheet: shown only when --roles names them.
-    roles = roles or ordered_roles({role for tiles, _, _ in layers for role in tiles if not role.startswith("part_")})
+    roles = roles or ordered_roles({role for role in present if not role.startswith("part_")})
     if not roles:
         raise UsageError(f"{root}: the items have no image files to show")
     width, height = sheet_size(len(records), len(roles), cols, tile)
@@ -291,6 +296,7 @@ def show_folder(
         raise UsageError("--count and --cols must be at least 1")
     if not 32 <= tile <= 1024:
         raise UsageError(f"--tile {tile}: must be between 32 and 1024")
+    output = _sheet_path(root, output)
     records = read_manifest(root)
     if split is not None:
         from facetool.data.splits import read_splits
@@ -306,6 +312,23 @@ def show_folder(
     sheet.save(buffer, format=fmt, **({"quality": 92} if fmt != "PNG" else {}))
     write_bytes_atomic(Path(output), buffer.getvalue())
     return len(chosen), sheet.size
+
+
+SHEET_FORMATS = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _sheet_path(root: Path, output: str | Path) -> Path:
+    """Where the sheet goes: ``output``, or ``<folder name>.png`` in it when it ends in / or is a folder; never a file
+    of the data folder itself (its manifest, splits or items), and only in a format the sheet is written in."""
+    text, path = str(output), Path(output)
+    if text.endswith(("/", "\\")) or path.is_dir():
+        path = path / f"{root.resolve().name}.png"
+    if path.suffix.lower() not in SHEET_FORMATS:
+        raise UsageError(f"-o {output}: give a {', '.join(SHEET_FORMATS)} file, or a folder ending in /")
+    target, base = path.resolve(), root.resolve()
+    if target.is_relative_to(base) and (target.exists() or target.name in ("manifest.jsonl", "splits.json")):
+        raise UsageError(f"-o {output}: a file of the data folder {root}; write the sheet elsewhere")
+    return path
 
 
 HELP = """A contact sheet of a data folder: each item's files side by side with its landmarks and labels.
@@ -327,7 +350,7 @@ def register_cli(data_app: typer.Typer) -> None:
     @data_app.command("show", help=HELP, no_args_is_help=True)
     def show_command(
         folder: Path = typer.Argument(..., help="A folder with a manifest.jsonl."),
-        output: Path = typer.Option(..., "--output", "-o", help="Sheet file (.png, .jpg or .webp)."),
+        output: str = typer.Option(..., "--output", "-o", help="Sheet file (.png, .jpg or .webp), or a folder (/)."),
         count: int = typer.Option(16, "--count", help="How many items (drawn by --seed)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the sample."),
         cols: int = typer.Option(4, "--cols", help="Items per row."),
@@ -336,7 +359,8 @@ def register_cli(data_app: typer.Typer) -> None:
         roles: str | None = typer.Option(None, "--roles", help="Roles to show, comma list (default: not part_*)."),
     ) -> None:
         chosen = [r.strip() for r in roles.split(",") if r.strip()] if roles else None
+        path = _sheet_path(folder, output)
         shown, (width, height) = show_folder(
-            folder, output, count=count, seed=seed, cols=cols, tile=tile, split=split, roles=chosen
+            folder, path, count=count, seed=seed, cols=cols, tile=tile, split=split, roles=chosen
         )
-        typer.echo(f"show {folder}: {shown} items -> {output} ({width}x{height})")
+        typer.echo(f"show {folder}: {shown} items -> {path} ({width}x{height})")

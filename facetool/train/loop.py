@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import shlex
 import signal
 import threading
 import time
@@ -69,6 +71,7 @@ class RunSettings:
     init: str = ""  # what --init started the nets from ("" : fresh); see :func:`_init_source`
     branch: str = ""  # the checkpoint this run branched from with other options ("" : none); see ``branch_from``
     average: float = 0.0  # decay of the exported nets' weight average (0: none); see :mod:`facetool.train.average`
+    data_digest: list[str] = dataclasses.field(default_factory=list)  # per folder; see :func:`data_digest`
 
 
 @dataclass
@@ -315,12 +318,41 @@ def _settings_from(state: TrainState) -> RunSettings:
     return RunSettings(**record)
 
 
+def data_digest(folder: str | os.PathLike) -> str:
+    """sha256 of a data folder's manifest.jsonl and splits.json: which items, with which file hashes, in which split.
+    A resumed run must read the same items (its data order is saved); the folder itself may have moved."""
+    h = hashlib.sha256()
+    for name in ("manifest.jsonl", "splits.json"):
+        path = Path(folder) / name
+        h.update(name.encode() + (path.read_bytes() if path.is_file() else b"-"))
+    return h.hexdigest()
+
+
+def _check_resume_data(saved: RunSettings, given: list[str] | None) -> list[str]:
+    """The data folders a resumed run reads: its own, or ``--data`` naming the same items moved elsewhere."""
+    folders = given or saved.data
+    for folder in folders:
+        if not Path(folder).is_dir():
+            where = "" if given else " (the run's data; give its new place with --data)"
+            raise UsageError(f"--data {folder}: no such folder{where}")
+    if not saved.data_digest:  # a run saved before digests: only its own folders can be checked, by path
+        if given and given != saved.data:
+            raise UsageError(f"--resume continues the run as it was saved: its data is {saved.data!r}, not {given!r}")
+        return folders
+    if len(folders) != len(saved.data_digest) or [data_digest(f) for f in folders] != saved.data_digest:
+        raise UsageError(
+            f"--data {', '.join(folders)}: not the items the run started with (manifest.jsonl or splits.json "
+            "differ); resume with that data, or start a new run with --out"
+        )
+    return folders
+
+
 def _check_resume_overrides(saved: RunSettings, given: Mapping[str, Any]) -> RunSettings:
     """A resumed run keeps its settings; only ``steps`` (to extend it), the save/sample cadence and the weight
-    average's decay (it reads the nets, never trains them) may change."""
-    changed = {}
+    average's decay (it reads the nets, never trains them) may change, and its data may have moved."""
+    changed = {"data": _check_resume_data(saved, given.get("data"))}
     for key, value in given.items():
-        if value is None:
+        if value is None or key == "data":
             continue
         if key in ("steps", "save_every", "sample_every", "average"):
             changed[key] = value
@@ -432,6 +464,7 @@ def run_training(
             sample_every=sample_every or 250,
             init=source.describe() if source is not None else "",
             average=average or 0.0,
+            data_digest=[data_digest(p) for p in data],
         )
     if settings.precision != "fp32" and not settings.precision.startswith(("bf16", "fp16")):
         raise UsageError(f"--precision {settings.precision}: use fp32, bf16 or fp16")
@@ -579,7 +612,7 @@ def run_training(
             if stop.signal_name is not None and step < settings.steps:
                 raise TrainingStopped(
                     f"{stop.signal_name}: stopped after step {step} of {settings.steps}; checkpoint saved "
-                    f"(continue with: facetool train {spec.name} --resume {out})"
+                    f"(continue with: facetool train {spec.name} --resume {shlex.quote(str(out))})"
                 )
     finally:
         stop.__exit__()

@@ -32,8 +32,13 @@ def register(app: typer.Typer) -> None:
 
         from .landmarks import finetune_regressor, save_regressor
 
+        if not 0 < lr < 1:  # also refuses nan
+            raise UsageError(f"--lr {lr}: give a learning rate between 0 and 1")
         if output.suffix != ".safetensors":
             raise UsageError("--output must end in .safetensors")
+        from facetool.imageio import prepare_outputs
+
+        prepare_outputs([output])  # a folder that cannot be written fails now, not after the training
         if steps < 1:
             raise UsageError("--steps must be >= 1")
         start = time.time()

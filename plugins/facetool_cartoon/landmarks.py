@@ -123,8 +123,11 @@ def finetune_regressor(
 def _dataset(folder: Path, role: str, split: str, size: int) -> Any:
     from facetool.data.datasets import ManifestDataset
 
-    has_split = (folder / "splits.json").is_file()
-    return ManifestDataset(folder, roles=(role,), split=split if has_split else None, size=size)
+    if not (folder / "splits.json").is_file():  # the held-out NME it prints must be on items it never trained on
+        from facetool.errors import UsageError
+
+        raise UsageError(f"{folder}: no splits.json; run facetool data split {folder} first")
+    return ManifestDataset(folder, roles=(role,), split=split, size=size)
 
 
 def save_regressor(regressor: LandmarkRegressor, path: str | Path, card: dict[str, Any]) -> None:

@@ -101,7 +101,12 @@ class FixedConditionCartoon(nn.Module):
         self.clean = clean  # what the evaluation applies to its avatars (forward stays the bare generator)
 
     def forward(self, crops: Tensor) -> Tensor:
-        labels, heatmaps = condition_inputs(self.generator, crops, None, [self.hair] * len(crops))
+        # One crop's condition expanded to the batch: a list as long as the batch would be traced as a constant, and
+        # an exported model would then run at the traced batch size only.
+        batch = crops.shape[0]
+        labels, heatmaps = condition_inputs(self.generator, crops[:1], None, [self.hair])
+        labels = labels.expand(batch)
+        heatmaps = None if heatmaps is None else heatmaps.expand(batch, -1, -1, -1)
         return (self.generator(crops * 2 - 1, labels, heatmaps) + 1) / 2
 
     def extra_repr(self) -> str:

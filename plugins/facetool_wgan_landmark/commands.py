@@ -38,6 +38,9 @@ def register(app: typer.Typer) -> None:
 
         if output.suffix != ".safetensors":
             raise UsageError("--output must end in .safetensors")
+        from facetool.imageio import prepare_outputs
+
+        prepare_outputs([output])  # a folder that cannot be written fails now, not after the training
         start = time.time()
         predictor, record = train_predictor(cartoons, steps=steps, seed=seed, colour=colour, parts=parts,
                                             log=typer.echo)  # fmt: skip

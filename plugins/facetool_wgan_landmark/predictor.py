@@ -71,9 +71,12 @@ def train_predictor(cartoons: str | Path, *, steps: int = 2000, batch: int = 32,
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     folder = Path(cartoons)
-    split = (folder / "splits.json").is_file()
-    train_x, train_l = _load_split(folder, "train" if split else None, size)
-    test_x, test_l = _load_split(folder, "test" if split else None, size)
+    if not (folder / "splits.json").is_file():  # the error it prints must be on faces it never trained on
+        from facetool.errors import UsageError
+
+        raise UsageError(f"--cartoons {folder}: no splits.json; run facetool data split {folder} first")
+    train_x, train_l = _load_split(folder, "train", size)
+    test_x, test_l = _load_split(folder, "test", size)
     predictor = LandmarkPredictor(PredictorConfig())
     optimizer = torch.optim.Adam(predictor.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
