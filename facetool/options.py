@@ -60,6 +60,8 @@ def parse_options(
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip().replace("_", "-")
+        if key in fields and not sep:
+            raise UsageError(f"{what}: {pair!r} needs a value: {key}=VALUE")
         if not sep or key not in fields:
             known = ", ".join(fields) or "none"
             raise UsageError(f"{what}: unknown option {pair!r} (expected key=value; options: {known})")

@@ -255,6 +255,21 @@ def test_same_seed_same_bytes_and_resume(first_run, photos, tmp_path):
     assert len((second / "manifest.jsonl").read_text().splitlines()) == 2
 
 
+def test_a_photo_changed_since_is_drawn_again(first_run, photos, tmp_path):
+    from PIL import Image
+
+    from facetool.data.drawings import make_drawings
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    out = tmp_path / "drawn"
+    assert make_drawings(folder, out, size=128) == (2, 0, 0)
+    before = (out / "drawing" / "mirrored.png").read_bytes()
+    Image.open(SAMPLE).rotate(8).save(folder / "mirrored.png")  # the same name, another picture
+    assert make_drawings(folder, out, size=128) == (1, 1, 0)
+    assert (out / "drawing" / "mirrored.png").read_bytes() != before
+
+
 def test_labels_file_and_person_mask_are_used(first_run, photos, tmp_path):
     from PIL import Image
 

@@ -29,7 +29,7 @@ def test_defaults_and_dashes():
 @pytest.mark.parametrize(
     "pair, words",
     [("nope=1", "unknown option"), ("size=big", "expects int"), ("mode=medium", "one of"), ("flip=maybe", "bool"),
-     ("size", "unknown option")],
+     ("size", "needs a value: size=VALUE")],
 )  # fmt: skip
 def test_bad_options_are_usage_errors(pair, words):
     with pytest.raises(UsageError, match=words):

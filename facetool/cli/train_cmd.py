@@ -85,6 +85,8 @@ def register(app: typer.Typer) -> None:
         spec = get_host().generators.get(method)
         if spec.train is None:
             raise UsageError(f"method {method} cannot be trained (it declares no training)")
+        if epochs is not None and not epochs > 0:
+            raise UsageError(f"--epochs {epochs}: give more than 0 passes")
         if out_dir is None and resume is None:
             raise UsageError("give --out RUN for a new run, or --resume RUN to continue one")
         if precision is not None and precision not in ("fp32", "bf16", "fp16"):

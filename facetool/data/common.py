@@ -124,10 +124,13 @@ class Manifest:
                     manifest.records[record["id"]] = record
         return manifest
 
-    def is_done(self, item_id: str, *, check_hashes: bool = True) -> bool:
-        """Recorded, and every recorded file still exists (with its sha256, unless ``check_hashes`` is off)."""
+    def is_done(self, item_id: str, *, check_hashes: bool = True, source: Path | None = None) -> bool:
+        """Recorded, and every recorded file still exists (with its sha256, unless ``check_hashes`` is off); with
+        ``source``, the photo it was made from is also unchanged since (its recorded ``source_sha256``)."""
         record = self.records.get(item_id)
         if record is None:
+            return False
+        if source is not None and record.get("source_sha256") not in (None, _source_digest(source)):
             return False
         for rel, digest in _files_of(record):
             path = self.root / rel
@@ -174,6 +177,22 @@ def _check_made_by(root: Path, kind: str, settings: dict[str, Any]) -> None:
     write_bytes_atomic(stamp, json.dumps({"command": kind, "settings": settings}, sort_keys=True).encode())
 
 
+def _source_digest(path: Path) -> str:
+    # Several items (faces) come from one photo, and resume checks every one: hash each photo once per run.
+    key = (str(path), *_stat_key(path))
+    if key not in _SOURCE_DIGESTS:
+        _SOURCE_DIGESTS[key] = sha256_file(path)
+    return _SOURCE_DIGESTS[key]
+
+
+def _stat_key(path: Path) -> tuple[int, int]:
+    st = Path(path).stat()
+    return st.st_size, st.st_mtime_ns
+
+
+_SOURCE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
 def _files_of(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
     if "file" in record and "sha256" in record:
         yield record["file"], record["sha256"]
@@ -188,16 +207,29 @@ def run_items(
     label: str,
     *,
     check_hashes: bool = True,
+    source_of: Callable[[str], Path] | None = None,
 ) -> tuple[int, int]:
     """Make every item not already done; ``make(index, id)`` writes the files and returns the manifest record.
+    ``source_of(id)``: the photo an item is made from; its sha256 is recorded, and an item whose photo changed since
+    is made again.
 
     Returns (made, skipped). The manifest is compacted at the end.
     """
-    todo = [(i, item_id) for i, item_id in enumerate(ids) if not manifest.is_done(item_id, check_hashes=check_hashes)]
+
+    def source(item_id: str) -> Path | None:
+        return source_of(item_id) if source_of is not None else None
+
+    todo = [
+        (i, item_id)
+        for i, item_id in enumerate(ids)
+        if not manifest.is_done(item_id, check_hashes=check_hashes, source=source(item_id))
+    ]
     skipped = len(ids) - len(todo)
     for index, item_id in _progress(todo, label):
         record = make(index, item_id)
         record.setdefault("id", item_id)
+        if source_of is not None:
+            record["source_sha256"] = _source_digest(source(item_id))
         manifest.append(record)
     manifest.compact()
     return len(todo), skipped

@@ -339,7 +339,7 @@ def _find_jobs(photos: list[Path], ids: list[str], root: Path, manifest) -> tupl
     unlabelled = []
     no_face = 0
     for photo, item_id in zip(photos, ids, strict=True):
-        if manifest.is_done(item_id):
+        if manifest.is_done(item_id, source=photo):
             continue
         data = _labels_for(photo, root)
         if data is None:
@@ -445,11 +445,14 @@ def make_drawings(
             "labels": labels,
         }
 
-    todo = [i for i in ids if i in jobs or manifest.is_done(i)]
+    def source_of(item_id: str) -> Path:
+        return photos[index_of[item_id]]
+
+    todo = [i for i in ids if i in jobs or manifest.is_done(i, source=source_of(i))]
     # Every op but HED is small (256² maps): a second thread only adds synchronisation, and on a busy machine
     # it made them 10-30x slower (threads spin waiting for a core).
     with torch_threads(1):
-        made, skipped = run_items(manifest, todo, make, "drawing")
+        made, skipped = run_items(manifest, todo, make, "drawing", source_of=source_of)
     return made, skipped, no_face
 
 

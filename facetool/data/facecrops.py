@@ -130,7 +130,7 @@ def make_crops(photos_dir: Path, out: Path, size: int = 128, template: str = "av
     get_template(template)
     job = CropsJob(photos_dir, out, size, template, seed)
     with torch_threads(1):
-        made, skipped = run_items(job.manifest, job.ids, job.make, "crops")
+        made, skipped = run_items(job.manifest, job.ids, job.make, "crops", source_of=lambda i: job.plan[i][0])
     return {"made": made, "skipped": skipped, "faces": len(job.ids), "unlabelled": job.unlabelled}
 
 

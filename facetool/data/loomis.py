@@ -57,6 +57,10 @@ def register_cli(data_app: typer.Typer) -> None:
         )
         note = f", {len(failed)} not made (first: {failed[0]})" if failed else ""
         console.print(f"loomis: made {made}, skipped {skipped} already done{note} -> {out}", highlight=False)
+        if failed and not made and not skipped:  # nothing to train on: a failure, not a finished job
+            from facetool.errors import FacetoolError
+
+            raise FacetoolError(f"no pair made (first: {failed[0]})")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -79,7 +83,7 @@ def make_loomis_pairs(
     Returns (made, skipped as already done, ["<photo>: <why>" for photos without a usable face]).
     """
     from facetool.align import get_template
-    from facetool.data.common import Manifest, _progress, torch_threads
+    from facetool.data.common import Manifest, _progress, _source_digest, torch_threads
     from facetool.errors import UsageError
 
     photos, out = Path(photos), Path(out)
@@ -103,7 +107,11 @@ def make_loomis_pairs(
             raise UsageError(f"--out {out}: made with {made_with}, not {settings}; use another folder")
 
     job = _LoomisJob(photos, out, size, seed, over_photo, align_template, width)
-    todo = [(i, item_id) for i, item_id in enumerate(sources) if not _is_done(manifest, item_id, over_photo)]
+    todo = [
+        (i, item_id)
+        for i, item_id in enumerate(sources)
+        if not _is_done(manifest, item_id, over_photo, sources[item_id]["path"])
+    ]
     made, failed = 0, []
     try:
         with torch_threads(1):
@@ -113,6 +121,7 @@ def make_loomis_pairs(
                     where = str(sources[item_id]["path"])
                     failed.append(why if why.startswith(where) else f"{where}: {why}")
                     continue
+                record["source_sha256"] = _source_digest(sources[item_id]["path"])
                 manifest.append(record)
                 made += 1
     finally:
@@ -121,8 +130,8 @@ def make_loomis_pairs(
     return made, len(sources) - len(todo), failed
 
 
-def _is_done(manifest, item_id: str, over_photo: bool) -> bool:
-    if not manifest.is_done(item_id):
+def _is_done(manifest, item_id: str, over_photo: bool, source: Path) -> bool:
+    if not manifest.is_done(item_id, source=source):
         return False
     return not over_photo or "overlay" in manifest.records[item_id].get("files", {})
 

@@ -380,7 +380,7 @@ def make_maps(photos_dir: Path, out: Path, size: int = 128, seed: int = 0, templ
     try:
         with torch_threads(1):
             ids = job.ids()
-            made, skipped = run_items(job.manifest, ids, job.make, "maps")
+            made, skipped = run_items(job.manifest, ids, job.make, "maps", source_of=lambda i: job.plan[i][0].photo)
     finally:
         job.close()
     return {"made": made, "skipped": skipped, "faces": len(ids), "no_mesh": job.no_mesh}
@@ -413,3 +413,10 @@ def register_cli(data_app: typer.Typer) -> None:
         result = make_maps(photos_dir, out, size=size, seed=seed, template=template)
         extra = f", {result['no_mesh']} face(s) without a 3D mesh left out" if result["no_mesh"] else ""
         typer.echo(f"maps: made {result['made']}, skipped {result['skipped']}{extra} -> {out}")
+        if not result["made"] and not result["skipped"] and result["no_mesh"]:
+            from facetool.errors import FacetoolError
+
+            raise FacetoolError(
+                f"{photos_dir}: no face has a 3D mesh (labelled with --no-mesh?); run facetool data labels "
+                f"{photos_dir} without --no-mesh, then this again"
+            )

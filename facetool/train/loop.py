@@ -522,10 +522,10 @@ def run_training(
             trainer.load_extra_state({k: v.to(device) for k, v in extra.items()})
         if state.extra.get("run", {}).get("steps") != settings.steps:
             _restart_schedules(trainer.schedulers.values())
+        if start >= settings.steps:  # before any message: a finished run says one line
+            raise UsageError(f"--resume {origin}: the run already reached step {start}; give --steps above it")
         log(f"resumed {origin} at step {start} of {settings.steps}" + (f", into {out}" if branch_from else ""))
     averager = _start_average(trainer, settings.average, state, start, log)
-    if start >= settings.steps:
-        raise UsageError(f"--resume {origin}: the run already reached step {start}; give --steps above it to extend")
 
     out.mkdir(parents=True, exist_ok=True)
     losses_path = out / "losses.jsonl"

@@ -127,7 +127,23 @@ def _dataset(folder: Path, role: str, split: str, size: int) -> Any:
         from facetool.errors import UsageError
 
         raise UsageError(f"{folder}: no splits.json; run facetool data split {folder} first")
+    _check_template(folder)
     return ManifestDataset(folder, roles=(role,), split=split, size=size)
+
+
+def _check_template(folder: Path) -> None:
+    """Photo crops must be aligned as the avatars are (the points are learnt in that frame)."""
+    from facetool.data.common import read_manifest
+    from facetool.errors import UsageError
+
+    from .runner import TEMPLATE
+
+    made_with = {(r.get("labels") or {}).get("template") for r in read_manifest(folder)} - {None}
+    if made_with and made_with != {TEMPLATE}:
+        raise UsageError(
+            f"{folder}: crops at the {', '.join(sorted(made_with))} template; make them with facetool data crops "
+            f"PHOTOS --template {TEMPLATE}"
+        )
 
 
 def save_regressor(regressor: LandmarkRegressor, path: str | Path, card: dict[str, Any]) -> None:
