@@ -84,10 +84,14 @@ def describe_options(schema: type | None) -> list[dict[str, Any]]:
         if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
         typ = hints[f.name]
+        choices = typing.get_args(typ) if typing.get_origin(typ) is typing.Literal else ()
         out.append(
             {
                 "name": f.name.replace("_", "-"),
-                "type": getattr(typ, "__name__", str(typ).replace("typing.", "")),
+                # a choice lists its values: "Literal" alone does not say what -O key= takes
+                "type": " | ".join(map(str, choices))
+                if choices
+                else getattr(typ, "__name__", str(typ).replace("typing.", "")),
                 "default": default,
                 "help": f.metadata.get("help", ""),
             }

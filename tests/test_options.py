@@ -45,3 +45,4 @@ def test_no_schema_refuses_options():
 def test_describe():
     d = {o["name"]: o for o in describe_options(Opts)}
     assert d["strength"]["help"] == "how strong" and d["size"]["default"] == 256 and d["size"]["type"] == "int"
+    assert d["mode"]["type"] == "fast | slow"  # a choice names its values

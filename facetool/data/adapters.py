@@ -450,7 +450,7 @@ def register_cli(data_app: typer.Typer) -> None:
     def import_command(
         format: str = typer.Argument(..., help=f"Dataset layout: {', '.join(FORMATS)}."),
         src: Path = typer.Argument(..., help="The dataset folder, as unpacked."),
-        out: Path = typer.Option(..., "--out", help="Output folder (manifest.jsonl and derived files)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder (manifest.jsonl and derived files)."),
         role: str = typer.Option("photo", "--role", help="folder: the role of the images (photo, drawing, ...)."),
         a_role: str = typer.Option("photo", "--a-role", help="paired: the role of A/ images."),
         b_role: str = typer.Option("drawing", "--b-role", help="paired: the role of B/ images."),

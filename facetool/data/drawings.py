@@ -491,7 +491,7 @@ def register_cli(data_app: typer.Typer) -> None:
     @data_app.command("drawings", help=HELP, no_args_is_help=True)
     def drawings(
         photos_dir: Path = typer.Argument(..., help="Folder of photos (labels in PHOTOS_DIR/labels/ are used)."),
-        out: Path = typer.Option(..., "--out", help="Output folder (created; re-running resumes)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; re-running resumes)."),
         size: int = typer.Option(256, "--size", help="Crop side in pixels."),
         seed: int = typer.Option(0, "--seed", min=0, help="Base seed (per-pair seeds derive from it)."),
         hed: bool = typer.Option(False, "--hed", help="Add HED contours (asset hed-bsds500, ~1 s a pair)."),

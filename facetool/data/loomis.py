@@ -41,7 +41,7 @@ def register_cli(data_app: typer.Typer) -> None:
     @data_app.command("loomis", help=HELP, no_args_is_help=True)
     def loomis_cmd(
         photos: Path = typer.Argument(..., help="Folder of photos (or a facetool data photos folder)."),
-        out: Path = typer.Option(..., "--out", help="Output folder (resumable: made pairs are kept)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumable: made pairs are kept)."),
         size: int = typer.Option(256, "--size", help="Side of the aligned crop and drawing in pixels."),
         seed: int = typer.Option(
             0, "--seed", min=0, help="Base seed (recorded per item; the drawing itself is exact)."
