@@ -155,6 +155,8 @@ def test_a_data_folder_is_stamped_and_refuses_another_command_or_other_settings(
     folder = tmp_path / "drawings"
     Manifest.open(folder, "drawings", {"size": 64, "vary": 0.0})
     assert json.loads((folder / MADE_BY).read_text()) == {"command": "drawings", "settings": {"size": 64, "vary": 0.0}}
+    Manifest.open(folder, "drawings", {"size": 128, "vary": 0.0})  # nothing made yet: a new start may differ
+    Manifest.open(folder, "drawings", {"size": 64, "vary": 0.0}).append({"id": "a"})
     Manifest.open(folder, "drawings", {"size": 64, "vary": 0.0})  # the same command and settings: a resume
     with pytest.raises(UsageError, match="a folder of facetool data drawings, not labels"):
         Manifest.open(folder, "labels")

@@ -156,7 +156,8 @@ def _check_made_by(root: Path, kind: str, settings: dict[str, Any]) -> None:
     from facetool.errors import UsageError
 
     stamp = root / MADE_BY
-    if stamp.is_file():
+    has_items = (root / MANIFEST).is_file() and (root / MANIFEST).stat().st_size > 0
+    if stamp.is_file() and has_items:
         try:
             made = json.loads(stamp.read_text())
         except ValueError:
@@ -169,7 +170,7 @@ def _check_made_by(root: Path, kind: str, settings: dict[str, Any]) -> None:
         if changed:
             raise UsageError(f"--out {root}: made with {', '.join(changed)}; use another folder for these settings")
         return
-    if (root / MANIFEST).is_file() and (root / MANIFEST).stat().st_size:
+    if has_items and not stamp.is_file():
         return  # made before stamps existed: nothing to check against, and not ours to stamp
     if root.exists() and not root.is_dir():
         return  # the caller's mkdir names the problem
