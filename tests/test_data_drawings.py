@@ -270,6 +270,29 @@ def test_a_photo_changed_since_is_drawn_again(first_run, photos, tmp_path):
     assert (out / "drawing" / "mirrored.png").read_bytes() != before
 
 
+def test_labels_of_an_older_photo_are_refused_until_it_is_labelled_again(first_run, photos, tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from facetool.cli import build_app
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    out = tmp_path / "drawn"
+
+    def run(*args):
+        return CliRunner().invoke(build_app(), ["data", *args])
+
+    assert run("labels", str(folder), "--no-mesh").exit_code == 0
+    assert run("drawings", str(folder), "--out", str(out), "--size", "128").exit_code == 0
+    Image.open(SAMPLE).rotate(8).save(folder / "mirrored.png")  # the labels now describe another picture
+    result = run("drawings", str(folder), "--out", str(out), "--size", "128")
+    assert result.exit_code == 1 and "changed since it was labelled" in result.stderr, result.output
+    assert run("labels", str(folder), "--no-mesh").exit_code == 0  # labels again: only the changed photo
+    result = run("drawings", str(folder), "--out", str(out), "--size", "128")
+    assert result.exit_code == 0 and "made 1, skipped 1" in result.stdout, result.output
+
+
 def test_labels_file_and_person_mask_are_used(first_run, photos, tmp_path):
     from PIL import Image
 

@@ -146,3 +146,13 @@ def test_photo_folder_from_a_data_command(tmp_path):
         L.list_photos(tmp_path / "empty")
     with pytest.raises(UsageError, match="not a folder"):
         L.list_photos(tmp_path / "missing")
+
+
+def test_list_photos_leaves_out_facetools_own_results(tmp_path):
+    from PIL import Image
+
+    from facetool.data.labels import list_photos
+
+    for name in ("a.png", "a.apdrawing.png", "a.cartoon.face0.png", "a.mask.png", "a.depth.png", "me.v2.jpg"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    assert [p.name for p, _ in list_photos(tmp_path)] == ["a.png", "me.v2.jpg"]

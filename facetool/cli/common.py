@@ -53,9 +53,8 @@ def gather_inputs(items: list[str]) -> list[Path]:
     names as outputs — ``a.apdrawing.png``, ``a.cartoon.face1.png``, ``a.faces.png``, ``a.texture.png`` — so a
     second run over a folder does not take the first run's results as photos. One stderr line says so."""
     from ..imageio import expand_inputs
-    from ..plugins import get_host
 
-    markers = set(get_host().generators.names()) | {"faces", "texture"}
+    markers = own_output_markers()
     skipped: list[Path] = []
     inputs = expand_inputs(items, skip=lambda p: is_own_output(p, markers), skipped=skipped)
     if skipped:
@@ -65,6 +64,14 @@ def gather_inputs(items: list[str]) -> list[Path]:
             highlight=False,
         )
     return inputs
+
+
+def own_output_markers() -> set[str]:
+    """The middle names of facetool's result files: every method's name, detect's ``faces``, an OBJ's ``texture``
+    and reconstruct's ``--maps-dir`` maps (``depth``, ``correspondence``, ``mask``)."""
+    from ..plugins import get_host
+
+    return set(get_host().generators.names()) | {"faces", "texture", "depth", "correspondence", "mask"}
 
 
 _NUMBERED = re.compile(r"^(.*?)(-\d+)?$")

@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
         if target.suffix.lower() not in exporter.suffixes:
             raise UsageError(f"-o {target}: the {format} format writes {', '.join(exporter.suffixes)} files")
         options = parse_options(spec.options, option, f"method {method}")
+        from ..imageio import prepare_outputs
+
+        prepare_outputs([target], protect=[weights_path] if weights_path is not None else [])  # before the tracing
         net = spec.network(options, weights_path)
 
         import torch

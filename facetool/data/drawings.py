@@ -322,7 +322,7 @@ def _labels_for(photo: Path, root: Path) -> dict[str, Any] | None:
     from facetool.data.faceinfo import read_label_file
 
     for folder in dict.fromkeys([photo.parent, root]):
-        data = read_label_file(folder / "labels" / f"{photo.stem}.json")
+        data = read_label_file(folder / "labels" / f"{photo.stem}.json", photo)
         if data is not None:
             data["_folder"] = str(folder)
             return data

@@ -56,7 +56,7 @@ class CropsJob:
         for photo, _ in list_photos(photos_dir):
             label_path = photos_dir / "labels" / f"{photo.stem}.json"
             try:
-                data = read_label_file(label_path)
+                data = read_label_file(label_path, photo)
                 faces = faces_from_json(data) if data is not None else None
             except (ValueError, KeyError, TypeError) as err:
                 raise FacetoolError(f"{label_path}: unreadable labels ({err}); re-run facetool data labels") from None

@@ -57,7 +57,46 @@ def faces_from_json(data: dict[str, Any]) -> list[Face]:
     return [Face.from_dict(f) for f in data.get("faces", [])]
 
 
-def read_label_file(path: Path) -> dict[str, Any] | None:
-    """A labels JSON written by ``facetool data labels`` (None when absent)."""
+def read_label_file(path: Path, photo: Path | None = None) -> dict[str, Any] | None:
+    """A labels JSON written by ``facetool data labels`` (None when absent). With ``photo``: FacetoolError when the
+    labels folder's manifest says they were made from another version of that photo (it changed since labelling)."""
     path = Path(path)
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    if photo is not None:
+        _check_labels_fresh(path, Path(photo))
+    return json.loads(path.read_text())
+
+
+def _check_labels_fresh(path: Path, photo: Path) -> None:
+    from facetool.data.common import _source_digest
+    from facetool.errors import FacetoolError
+
+    labelled = _labelled_digests(path.parent / "manifest.jsonl").get(path.stem)
+    if labelled is not None and labelled != _source_digest(photo):
+        raise FacetoolError(
+            f"{photo}: changed since it was labelled ({path}); run facetool data labels {photo.parent} again"
+        )
+
+
+def _labelled_digests(manifest: Path) -> dict[str, str]:
+    """{id: sha256 of the photo it labels} of a labels manifest, read once per version of the file."""
+    if not manifest.is_file():
+        return {}
+    st = manifest.stat()
+    key = (str(manifest), st.st_size, st.st_mtime_ns)
+    if key not in _LABELLED:
+        digests = {}
+        for line in manifest.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            photo = record.get("photo") if isinstance(record, dict) else None
+            if isinstance(photo, dict) and photo.get("sha256") and isinstance(record.get("id"), str):
+                digests[record["id"]] = photo["sha256"]
+        _LABELLED[key] = digests
+    return _LABELLED[key]
+
+
+_LABELLED: dict[tuple[str, int, int], dict[str, str]] = {}

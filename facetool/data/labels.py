@@ -611,6 +611,9 @@ def list_photos(folder: Path) -> list[tuple[Path, str | None]]:
             rel = record.get("file")
             if rel and Path(rel).suffix.lower() in IMAGE_SUFFIXES and (folder / rel).is_file():
                 entries.append((folder / rel, record.get("licence")))
+    from facetool.cli.common import is_own_output, own_output_markers
+
+    markers = own_output_markers()  # a folder stylized before holds drawings named a.apdrawing.png: not photos
     for candidate in (folder, folder / "photos"):
         if entries or not candidate.is_dir():
             continue
@@ -620,7 +623,7 @@ def list_photos(folder: Path) -> list[tuple[Path, str | None]]:
             if p.suffix.lower() in IMAGE_SUFFIXES
             and p.is_file()
             and not p.name.startswith(".")
-            and not p.name.lower().endswith(".mask.png")  # the person masks data labels writes, not photos
+            and not is_own_output(p, markers)  # also the person masks data labels writes, a.mask.png
         ]
     if not entries:
         raise UsageError(f"{folder}: no photos found (looked in the folder and its photos/ subfolder)")

@@ -171,7 +171,7 @@ class _LoomisJob:
 
         data = None
         for folder in dict.fromkeys([self.photos, path.parent]):  # labels of the folder, or beside the photo
-            data = data or read_label_file(folder / "labels" / f"{path.stem}.json")
+            data = data or read_label_file(folder / "labels" / f"{path.stem}.json", path)
         if data is not None:
             faces = faces_from_json(data)
         else:

@@ -230,7 +230,7 @@ class MapsJob:
 
     def _plan_photo(self, photo: Path) -> _PhotoFaces:
         label_path = self.photos_dir / "labels" / f"{photo.stem}.json"
-        data = self._read_labels(label_path)
+        data = self._read_labels(label_path, photo)
         if data is not None:
             entry = self._entry(photo, data[0], "labels")
             entry.label_size = data[1]
@@ -248,12 +248,12 @@ class MapsJob:
         return _PhotoFaces(photo, faces, source, with_mesh)
 
     @staticmethod
-    def _read_labels(label_path: Path) -> tuple[list[Face], tuple[int, int] | None] | None:
+    def _read_labels(label_path: Path, photo: Path) -> tuple[list[Face], tuple[int, int] | None] | None:
         from facetool.data.faceinfo import faces_from_json, read_label_file
         from facetool.errors import FacetoolError
 
         try:
-            data = read_label_file(label_path)
+            data = read_label_file(label_path, photo)
             if data is None:
                 return None
             size = (int(data["height"]), int(data["width"])) if "height" in data and "width" in data else None

@@ -326,9 +326,19 @@ def _sheet_path(root: Path, output: str | Path) -> Path:
     if path.suffix.lower() not in SHEET_FORMATS:
         raise UsageError(f"-o {output}: give a {', '.join(SHEET_FORMATS)} file, or a folder ending in /")
     target, base = path.resolve(), root.resolve()
-    if target.is_relative_to(base) and (target.exists() or target.name in ("manifest.jsonl", "splits.json")):
+    if target.is_relative_to(base) and target in _data_files(root):
         raise UsageError(f"-o {output}: a file of the data folder {root}; write the sheet elsewhere")
     return path
+
+
+def _data_files(root: Path) -> set[Path]:
+    """The files a data folder is made of: its manifest, split and stamp, and every file its items name."""
+    from facetool.data.common import MADE_BY, MANIFEST, read_manifest
+
+    files = {(root / name).resolve() for name in (MANIFEST, "splits.json", MADE_BY)}
+    for record in read_manifest(root) if (root / MANIFEST).is_file() else []:
+        files.update((root / rel).resolve() for rel in roles_of(record).values())
+    return files
 
 
 HELP = """A contact sheet of a data folder: each item's files side by side with its landmarks and labels.

@@ -335,14 +335,13 @@ def _check_resume_data(saved: RunSettings, given: list[str] | None) -> list[str]
         if not Path(folder).is_dir():
             where = "" if given else " (the run's data; give its new place with --data)"
             raise UsageError(f"--data {folder}: no such folder{where}")
-    if not saved.data_digest:  # a run saved before digests: only its own folders can be checked, by path
-        if given and given != saved.data:
-            raise UsageError(f"--resume continues the run as it was saved: its data is {saved.data!r}, not {given!r}")
+    if not saved.data_digest:  # saved before digests: nothing to compare --data with; from now on it is recorded
         return folders
     if len(folders) != len(saved.data_digest) or [data_digest(f) for f in folders] != saved.data_digest:
+        which = f"--data {', '.join(folders)}" if given else f"the run's data {', '.join(folders)}"
         raise UsageError(
-            f"--data {', '.join(folders)}: not the items the run started with (manifest.jsonl or splits.json "
-            "differ); resume with that data, or start a new run with --out"
+            f"{which}: not the items the run started with (manifest.jsonl or splits.json differ); resume with that "
+            "data, or start a new run with --out"
         )
     return folders
 
@@ -350,7 +349,8 @@ def _check_resume_data(saved: RunSettings, given: list[str] | None) -> list[str]
 def _check_resume_overrides(saved: RunSettings, given: Mapping[str, Any]) -> RunSettings:
     """A resumed run keeps its settings; only ``steps`` (to extend it), the save/sample cadence and the weight
     average's decay (it reads the nets, never trains them) may change, and its data may have moved."""
-    changed = {"data": _check_resume_data(saved, given.get("data"))}
+    folders = _check_resume_data(saved, given.get("data"))
+    changed = {"data": folders, "data_digest": saved.data_digest or [data_digest(f) for f in folders]}
     for key, value in given.items():
         if value is None or key == "data":
             continue
