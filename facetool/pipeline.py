@@ -77,13 +77,19 @@ def select_faces(faces: list[Face], choice: str | int) -> list[Face]:
 
 
 def choose_faces(
-    found: list[Face], choice: str | int, where: str, image_shape: tuple[int, ...], detector: str = ""
+    found: list[Face],
+    choice: str | int,
+    where: str,
+    image_shape: tuple[int, ...],
+    detector: str = "",
+    options: Any = None,
 ) -> list[Face]:
     """The faces a command works on, or one line saying why there are none.
 
     A ``--face`` number past the faces found is a usage error (2); no face at all is a failure (1) whose hint, on a
     large photo, points at a ``min-face`` setting — of ``detector`` if it has one, else of a detector that does:
     detectors search faces down to a fraction of the photo's short side, and a small face in a group shot is below.
+    ``options``: the detector's settings; a ``min_face`` already at 20 px or less gets no such hint.
     """
     faces = select_faces(found, choice)
     if found and not faces:
@@ -91,15 +97,17 @@ def choose_faces(
     if not faces:
         hint = "try another --detector, or --aligned for an aligned crop"
         small = _min_face_detectors()
-        if small and min(image_shape[:2]) >= LARGE_PHOTO:
+        already = detector in small and 0 < (getattr(options, "min_face", 0) or 0) <= SMALL_FACE
+        if small and min(image_shape[:2]) >= LARGE_PHOTO and not already:
             use = "" if detector in small else f"-d {small[0]} "
-            hint = f"for small faces in a large photo: {use}-D min-face=20; else {hint}"
+            hint = f"for small faces in a large photo: {use}-D min-face={SMALL_FACE}; else {hint}"
         raise FacetoolError(f"{where}: no face found ({hint})")
     return faces
 
 
 # Short side (px) from which the no-face hint mentions min-face: there the default proposals skip faces under ~40 px.
 LARGE_PHOTO = 1000
+SMALL_FACE = 20  # the min-face the hint suggests (MTCNN's own default)
 
 
 def _min_face_detectors() -> list[str]:

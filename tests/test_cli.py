@@ -174,3 +174,11 @@ def test_an_unforeseen_file_system_error_is_one_line_naming_the_path(capsys):
         assert _handle(err, debug=False) == 1
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0] and "Errno" not in lines[0], lines
+
+
+def test_detect_face_number_past_the_faces_is_a_usage_error(sample_path):
+    from conftest import require_assets
+
+    require_assets("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
+    line = _one_line_error(invoke("detect", str(sample_path), "-d", "mtcnn", "--face", "5"), 2)
+    assert "has 1 face(s)" in line

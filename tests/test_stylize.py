@@ -331,11 +331,14 @@ class BlindAndSmallFacePlugins:
             min_face: int = 0
 
         class Blind:
+            def __init__(self, options=None):
+                self.options = options
+
             def detect(self, image):
                 return []
 
         register(DetectorSpec(name="blind", load=lambda o, d: Blind(), description="test", priority=2000))
-        register(DetectorSpec(name="small", load=lambda o, d: Blind(), description="test", options=SmallOptions))
+        register(DetectorSpec(name="small", load=lambda o, d: Blind(o), description="test", options=SmallOptions))
 
 
 def test_no_face_in_a_large_photo_names_a_detector_for_small_faces(photo, tmp_path):
@@ -348,6 +351,8 @@ def test_no_face_in_a_large_photo_names_a_detector_for_small_faces(photo, tmp_pa
     assert "-d small -D min-face=20" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     result = run("stylize", str(big), "-m", "identity", "--size", "64", "-d", "small")  # its own setting
     assert result.exit_code == 1 and "large photo: -D min-face=20" in result.stderr
+    result = run("stylize", str(big), "-m", "identity", "--size", "64", "-d", "small", "-D", "min-face=16")
+    assert result.exit_code == 1 and "min-face" not in result.stderr  # already searching small faces
     result = run("stylize", str(little), "-m", "identity", "--size", "64")
     assert result.exit_code == 1 and "no face found" in result.stderr and "min-face" not in result.stderr
 

@@ -98,7 +98,8 @@ def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir,
     image = read_image(path)
     faces = None
     if det is not None:
-        faces = choose_faces(detect_faces(det, image, det_spec.name), choice, str(path), image.shape, det_spec.name)
+        found = detect_faces(det, image, det_spec.name)
+        faces = choose_faces(found, choice, str(path), image.shape, det_spec.name, getattr(det, "options", None))
     results = reconstruct_photo(image, runner, spec.template, faces, size, dev)
     written = []
     for index, result in enumerate(results):

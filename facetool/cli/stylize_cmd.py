@@ -139,9 +139,9 @@ def _stylize_all(
             image = read_image(path)
             faces = None
             if det is not None:
-                faces = choose_faces(
-                    detect_faces(det, image, det_spec.name), choice, str(path), image.shape, det_spec.name
-                )
+                found = detect_faces(det, image, det_spec.name)
+                options = getattr(det, "options", None)  # the hint reads its min-face
+                faces = choose_faces(found, choice, str(path), image.shape, det_spec.name, options)
             results = stylize_photo(image, runner, spec.template, faces, size, crop=crop,
                                     background=background, device=dev, foreground=foreground)  # fmt: skip
             written = []
