@@ -184,7 +184,7 @@ def test_a_second_run_over_a_folder_leaves_the_first_runs_results_out(photo, tmp
 
 
 def test_is_own_output_reads_the_names_the_commands_write():
-    from facetool.cli.common import is_own_output
+    from facetool.outputs import is_own_output
 
     markers = {"apdrawing", "cartoon", "faces"}
     ours = ["a.apdrawing.png", "a.apdrawing-1.png", "a.cartoon.face0.png", "a.b.cartoon.face12-1.png", "a.faces.png"]

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 
 from ..errors import UsageError
+from ..outputs import is_own_output, own_output_markers
 
 T = TypeVar("T")
 
@@ -64,29 +65,6 @@ def gather_inputs(items: list[str]) -> list[Path]:
             highlight=False,
         )
     return inputs
-
-
-def own_output_markers() -> set[str]:
-    """The middle names of facetool's result files: every method's name, detect's ``faces``, an OBJ's ``texture``
-    and reconstruct's ``--maps-dir`` maps (``depth``, ``correspondence``, ``mask``)."""
-    from ..plugins import get_host
-
-    return set(get_host().generators.names()) | {"faces", "texture", "depth", "correspondence", "mask"}
-
-
-_NUMBERED = re.compile(r"^(.*?)(-\d+)?$")
-_FACE_PART = re.compile(r"^face\d+(-\d+)?$")
-
-
-def is_own_output(path: Path, markers: set[str]) -> bool:
-    """True for ``<stem>.<marker>[-N][.faceK[-N]].<ext>``: the names the commands give their results."""
-    stem, *parts = path.name.split(".")
-    parts = parts[:-1]  # between the photo's stem and the extension
-    if not stem:
-        return False
-    if parts and _FACE_PART.match(parts[-1]):
-        parts = parts[:-1]
-    return bool(parts) and _NUMBERED.match(parts[-1]).group(1) in markers
 
 
 def task_method(method: str | None, task: str, size: int | None, weights: Path | None = None) -> tuple[str, Any, int]:

@@ -611,7 +611,7 @@ def list_photos(folder: Path) -> list[tuple[Path, str | None]]:
             rel = record.get("file")
             if rel and Path(rel).suffix.lower() in IMAGE_SUFFIXES and (folder / rel).is_file():
                 entries.append((folder / rel, record.get("licence")))
-    from facetool.cli.common import is_own_output, own_output_markers
+    from facetool.outputs import is_own_output, own_output_markers
 
     markers = own_output_markers()  # a folder stylized before holds drawings named a.apdrawing.png: not photos
     for candidate in (folder, folder / "photos"):
