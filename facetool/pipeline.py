@@ -76,6 +76,14 @@ def select_faces(faces: list[Face], choice: str | int) -> list[Face]:
     return faces[choice : choice + 1]
 
 
+def chosen_faces(found: list[Face], choice: str | int, where: str) -> list[Face]:
+    """:func:`select_faces`, with a ``--face`` number past the faces found a usage error (none found: [])."""
+    faces = select_faces(found, choice)
+    if found and not faces:
+        raise UsageError(f"{where}: --face {choice} asked for, but the photo has {len(found)} face(s)")
+    return faces
+
+
 def choose_faces(
     found: list[Face],
     choice: str | int,
@@ -91,9 +99,7 @@ def choose_faces(
     detectors search faces down to a fraction of the photo's short side, and a small face in a group shot is below.
     ``options``: the detector's settings; a ``min_face`` already at 20 px or less gets no such hint.
     """
-    faces = select_faces(found, choice)
-    if found and not faces:
-        raise UsageError(f"{where}: --face {choice} asked for, but the photo has {len(found)} face(s)")
+    faces = chosen_faces(found, choice, where)
     if not faces:
         hint = "try another --detector, or --aligned for an aligned crop"
         small = _min_face_detectors()

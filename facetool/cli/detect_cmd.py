@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import FacetoolError, UsageError
+from ..errors import FacetoolError
 from .common import err, gather_inputs, out, output_paths, print_json, progress
 
 HELP = """Find faces: box, score, 5 points, and 68 points / 3D landmarks / head pose where the detector has them.
@@ -66,16 +66,14 @@ def _detect_all(inputs: list[Path], targets: list, name: str, model, choice) -> 
     """Detect in every input; one bad file among several is reported and skipped, a single one raises."""
     from ..draw import annotate
     from ..imageio import read_image, write_image
-    from ..pipeline import detect_faces, select_faces
+    from ..pipeline import chosen_faces, detect_faces
 
     results, failures = [], []
     for path, target in zip(progress(inputs, "detecting"), targets, strict=True):
         try:
             image = read_image(path)
-            found = detect_faces(model, image, name)
-            faces = select_faces(found, choice)
-            if found and not faces:  # no face at all is an answer of detect; a --face past them is not
-                raise UsageError(f"{path}: --face {choice} asked for, but the photo has {len(found)} face(s)")
+            # no face at all is an answer of detect; a --face past them is not
+            faces = chosen_faces(detect_faces(model, image, name), choice, str(path))
             if target is not None:
                 write_image(target, annotate(image, faces), protect=inputs)
         except FacetoolError as error:
