@@ -541,9 +541,12 @@ def expand_inputs(
     def keep(found: list[Path]) -> list[Path]:
         if skip is None:
             return found
-        left = [c for c in found if not skip(c)]
-        if skipped is not None:
-            skipped.extend(c for c in found if skip(c))
+        left = []
+        for c in found:
+            if not skip(c):
+                left.append(c)
+            elif skipped is not None:
+                skipped.append(c)
         return left
 
     def add(path: Path) -> None:

@@ -79,15 +79,10 @@ def task_method(method: str | None, task: str, size: int | None, weights: Path |
     spec = registry.get(name)
     if spec.task != task:
         raise UsageError(f"method {name} is a {spec.task} method; use facetool {spec.task}")
-    if size is None and weights is not None:
-        from ..evaluate import default_size
-        from ..methods import resolve_weights
+    from ..evaluate import default_size
+    from ..methods import resolve_weights
 
-        return name, spec, default_size(spec, resolve_weights(spec, weights), None)
-    size = spec.input_size if size is None else size
-    if size not in spec.sizes:
-        raise UsageError(f"--size {size}: method {name} runs at {', '.join(map(str, spec.sizes))}")
-    return name, spec, size
+    return name, spec, default_size(spec, resolve_weights(spec, weights) if weights is not None else None, size)
 
 
 def output_paths(
