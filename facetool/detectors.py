@@ -33,7 +33,10 @@ class DetectorSpec:
         load: ``load(options, device) -> Detector``; ``options`` is an instance of ``options`` (or None).
         description: one line for ``facetool plugins`` and ``--help``.
         features: which of :data:`FEATURES` it fills in.
-        options: a dataclass of its settings (``-D key=value`` on the CLI), or None.
+        options: a dataclass of its settings (``-D key=value`` on the CLI), or None. A ``min_face`` field (px) makes
+            the no-face hint on large photos suggest ``-D min-face=20``; where that field works only with other
+            settings, the dataclass may define ``small_face_flags(size) -> str | None``: the ``-D`` flags that make
+            it find faces of ``size`` px, or None when its settings already do.
         assets: names of the assets it needs (checked before loading, with the exact fetch command).
         priority: the highest-priority registered detector is the default (``FACETOOL_DETECTOR`` overrides).
     """

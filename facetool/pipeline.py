@@ -103,10 +103,10 @@ def choose_faces(
     if not faces:
         hint = "try another --detector, or --aligned for an aligned crop"
         small = _min_face_detectors()
-        already = detector in small and 0 < (getattr(options, "min_face", 0) or 0) <= SMALL_FACE
-        if small and min(image_shape[:2]) >= LARGE_PHOTO and not already:
-            use = "" if detector in small else f"-d {small[0]} "
-            hint = f"for small faces in a large photo: {use}-D min-face={SMALL_FACE}; else {hint}"
+        if small and min(image_shape[:2]) >= LARGE_PHOTO:
+            flags = _small_face_flags(options) if detector in small else f"-d {small[0]} -D min-face={SMALL_FACE}"
+            if flags:
+                hint = f"for small faces in a large photo: {flags}; else {hint}"
         raise FacetoolError(f"{where}: no face found ({hint})")
     return faces
 
@@ -114,6 +114,16 @@ def choose_faces(
 # Short side (px) from which the no-face hint mentions min-face: there the default proposals skip faces under ~40 px.
 LARGE_PHOTO = 1000
 SMALL_FACE = 20  # the min-face the hint suggests (MTCNN's own default)
+
+
+def _small_face_flags(options: Any) -> str | None:
+    """The ``-D`` flags that make a detector with a ``min_face`` setting search faces of SMALL_FACE px, or None."""
+    custom = getattr(options, "small_face_flags", None)
+    if callable(custom):
+        return custom(SMALL_FACE)
+    if 0 < (getattr(options, "min_face", 0) or 0) <= SMALL_FACE:
+        return None
+    return f"-D min-face={SMALL_FACE}"
 
 
 def _min_face_detectors() -> list[str]:

@@ -138,3 +138,21 @@ def test_insightface_without_pack_says_where_and_never_downloads(tmp_path, monke
     with pytest.raises(FacetoolError, match="not found") as info:
         load_detector("insightface", [f"root={tmp_path}"])
     assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_dlib_small_face_hint_names_the_settings_that_make_min_face_work():
+    from facetool_dlib import DlibOptions
+
+    from facetool.errors import FacetoolError
+    from facetool.pipeline import choose_faces
+
+    def hint(**settings):
+        with pytest.raises(FacetoolError) as caught:
+            choose_faces([], "all", "group.jpg", (1200, 1600, 3), "dlib", DlibOptions(**settings))
+        return str(caught.value)
+
+    assert "large photo: -D min-face=20;" in hint()
+    # min-face steers only the MTCNN proposals: with HOG alone it would do nothing
+    assert "large photo: -D proposals=hog+mtcnn -D min-face=20;" in hint(proposals="hog")
+    assert "large photo: -D proposals=hog+mtcnn;" in hint(proposals="cnn", min_face=16)
+    assert "min-face" not in hint(min_face=16) and "proposals" not in hint(min_face=16)

@@ -69,6 +69,13 @@ class DlibOptions:
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError("threshold must be between 0 and 1")
 
+    def small_face_flags(self, size: int) -> str | None:
+        """The -D flags that find faces of ``size`` px: min-face steers only the MTCNN proposals."""
+        flags = [] if self.proposals == "hog+mtcnn" else ["-D proposals=hog+mtcnn"]
+        if not 0 < self.min_face <= size:
+            flags.append(f"-D min-face={size}")
+        return " ".join(flags) or None
+
 
 def _load(options: DlibOptions, device: str):
     from .detector import DlibDetector
