@@ -181,6 +181,10 @@ def test_a_second_run_over_a_folder_leaves_the_first_runs_results_out(photo, tmp
     # named on its own, an output is an input like any other file
     result = run("stylize", str(folder / "a.identity.png"), "-m", "black", "-o", str(tmp_path / "again.png"))
     assert result.exit_code == 0 and "left out" not in result.stderr
+    # the folder twice and one of its outputs named on its own: that one is taken, the others counted once
+    more = tmp_path / "more"
+    result = run("stylize", str(folder), str(folder), str(folder / "a.identity.png"), "-m", "black", "-o", f"{more}/")
+    assert result.exit_code == 0 and "left out 5 file(s)" in result.stderr, result.stderr
 
 
 def test_is_own_output_reads_the_names_the_commands_write():

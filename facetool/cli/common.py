@@ -58,6 +58,9 @@ def gather_inputs(items: list[str]) -> list[Path]:
     markers = own_output_markers()
     skipped: list[Path] = []
     inputs = expand_inputs(items, skip=lambda p: is_own_output(p, markers), skipped=skipped)
+    # Counted once each, and not at all when also named on its own (then it is taken).
+    taken = {p.resolve() for p in inputs}
+    skipped = list({p.resolve(): p for p in skipped if p.resolve() not in taken}.values())
     if skipped:
         err.print(
             f"left out {len(skipped)} file(s) named like facetool's outputs (first: {skipped[0]}); "
