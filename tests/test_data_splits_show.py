@@ -153,15 +153,19 @@ def test_a_data_folder_is_stamped_and_refuses_another_command_or_other_settings(
     from facetool.errors import UsageError
 
     folder = tmp_path / "drawings"
-    Manifest.open(folder, "drawings", {"size": 64, "vary": 0.0})
-    assert json.loads((folder / MADE_BY).read_text()) == {"command": "drawings", "settings": {"size": 64, "vary": 0.0}}
-    Manifest.open(folder, "drawings", {"size": 128, "vary": 0.0})  # nothing made yet: a new start may differ
-    Manifest.open(folder, "drawings", {"size": 64, "vary": 0.0}).append({"id": "a"})
-    Manifest.open(folder, "drawings", {"size": 64, "vary": 0.0})  # the same command and settings: a resume
+    Manifest.open(folder, "drawings", {"size": 64, "vary": 0.0, "hed": False})
+    assert not folder.exists()  # a run that fails before its first item leaves nothing behind
+    Manifest.open(folder, "drawings", {"size": 128, "vary": 0.0, "hed": True})  # nothing made yet: may differ
+    Manifest.open(folder, "drawings", {"size": 64, "vary": 0.0, "hed": False}).append({"id": "a"})
+    made = {"command": "drawings", "settings": {"size": 64, "vary": 0.0, "hed": False}}
+    assert json.loads((folder / MADE_BY).read_text()) == made
+    Manifest.open(folder, "drawings", {"size": 64, "vary": 0.0, "hed": False})  # the same settings: a resume
     with pytest.raises(UsageError, match="a folder of facetool data drawings, not labels"):
         Manifest.open(folder, "labels")
-    with pytest.raises(UsageError, match="made with --size 64"):
-        Manifest.open(folder, "drawings", {"size": 128, "vary": 0.0})
+    with pytest.raises(UsageError, match="made with --size 64; use another folder"):
+        Manifest.open(folder, "drawings", {"size": 128, "vary": 0.0, "hed": False})
+    with pytest.raises(UsageError, match="made with --size 64, without --hed; use another folder"):
+        Manifest.open(folder, "drawings", {"size": 128, "vary": 0.0, "hed": True})
     legacy = tmp_path / "legacy"  # made before stamps: nothing to check, and left unstamped
     legacy.mkdir()
     (legacy / "manifest.jsonl").write_text('{"id": "a"}\n')
@@ -191,3 +195,17 @@ def test_show_never_writes_over_the_data_folders_files(tmp_path):
     result = CliRunner().invoke(build_app(), ["data", "show", str(folder), "-o", str(tmp_path / "x.png"), "--roles",
                                               "photo,nosuch"])  # fmt: skip
     assert result.exit_code == 2 and "nosuch" in result.stderr
+
+
+def test_captions_draw_accents_where_the_machine_has_a_font():
+    from facetool.data.show import caption_font
+
+    font = caption_font(11)
+    if not isinstance(getattr(font, "path", None), str):
+        pytest.skip("no DejaVu Sans (or similar) on this machine: Pillow's ASCII-only font is used")
+
+    def pixels(text: str) -> bytes:
+        return bytes(font.getmask(text))
+
+    # a font without the glyphs draws the same box for each (Pillow's built-in one did)
+    assert pixels("é") != pixels("ê") and pixels("…") != pixels("é")

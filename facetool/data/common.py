@@ -99,6 +99,7 @@ class Manifest:
 
     root: Path
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stamp: dict[str, Any] | None = None  # the MADE_BY stamp a new folder gets with its first item
 
     @property
     def path(self) -> Path:
@@ -110,10 +111,10 @@ class Manifest:
         :data:`MADE_BY` stamp must name that command and, when given, these ``settings`` — a folder of another
         command or made otherwise is refused (UsageError) before anything is written; a new folder is stamped."""
         root = Path(root)
-        if kind is not None:
-            _check_made_by(root, kind, settings or {})
-        root.mkdir(parents=True, exist_ok=True)
-        manifest = cls(root)
+        if root.exists() and not root.is_dir():
+            root.mkdir()  # raises FileExistsError naming it
+        # The folder is made with the first item's files, so a run that fails before any leaves nothing behind.
+        manifest = cls(root, stamp=_check_made_by(root, kind, settings or {}) if kind is not None else None)
         if manifest.path.exists():
             for line in manifest.path.read_text().splitlines():
                 try:
@@ -142,6 +143,9 @@ class Manifest:
         # Flushed, not fsynced: a killed process loses nothing the kernel already has (only a power cut would),
         # and an fsync per item costs ~5 ms; compact() syncs the whole manifest at the end of a run.
         line = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+        if self.stamp is not None:  # stamped before the first item: the stamp binds once there are items
+            write_bytes_atomic(self.root / MADE_BY, json.dumps(self.stamp, sort_keys=True).encode())
+            self.stamp = None
         with open(self.path, "a") as fh:
             fh.write(line)
         self.records[record["id"]] = record
@@ -152,7 +156,9 @@ class Manifest:
         write_bytes_atomic(self.path, ("\n".join(lines) + "\n").encode() if lines else b"", durable=True)
 
 
-def _check_made_by(root: Path, kind: str, settings: dict[str, Any]) -> None:
+def _check_made_by(root: Path, kind: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """UsageError when ``root`` holds items another command or other settings made; else the stamp to write with
+    the first item (None: the folder keeps the stamp it has, or predates stamps)."""
     from facetool.errors import UsageError
 
     stamp = root / MADE_BY
@@ -166,16 +172,21 @@ def _check_made_by(root: Path, kind: str, settings: dict[str, Any]) -> None:
             raise UsageError(f"--out {root}: a folder of facetool data {made.get('command', '?')}, not {kind}; "
                              "use another folder")  # fmt: skip
         before = made.get("settings") or {}
-        changed = [f"--{k.replace('_', '-')} {before[k]}" for k in settings if k in before and before[k] != settings[k]]
+        changed = [_as_option(k, before[k]) for k in settings if k in before and before[k] != settings[k]]
         if changed:
-            raise UsageError(f"--out {root}: made with {', '.join(changed)}; use another folder for these settings")
-        return
+            raise UsageError(f"--out {root}: made {', '.join(changed)}; use another folder for these settings")
+        return None
     if has_items and not stamp.is_file():
-        return  # made before stamps existed: nothing to check against, and not ours to stamp
-    if root.exists() and not root.is_dir():
-        return  # the caller's mkdir names the problem
-    root.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(stamp, json.dumps({"command": kind, "settings": settings}, sort_keys=True).encode())
+        return None  # made before stamps existed: nothing to check against, and not ours to stamp
+    return {"command": kind, "settings": settings}
+
+
+def _as_option(key: str, value: Any) -> str:
+    """A recorded setting as its options read: ``with --size 64``, ``with --hed``, ``without --hed`` / ``--psi``."""
+    name = key.replace("_", "-")
+    if value is None or value is False:
+        return f"without --{name}"
+    return f"with --{name}" if value is True else f"with --{name} {value}"
 
 
 def _source_digest(path: Path) -> str:

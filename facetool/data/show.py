@@ -188,7 +188,7 @@ def contact_sheet(
     root: Path, records: list[dict[str, Any]], *, cols: int = 4, tile: int = TILE, roles: list[str] | None = None
 ) -> Any:
     """records (manifest lines of ``root``) -> the contact sheet, an RGB ``PIL.Image``."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     if not records:
         raise UsageError(f"{root}: no items to show")
@@ -206,7 +206,7 @@ def contact_sheet(
     cols = max(1, min(cols, len(records)))
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=11)
+    font = caption_font(11)
     cell_w = len(roles) * tile
     for c in range(cols):
         for r, role in enumerate(roles):
@@ -260,6 +260,28 @@ def _draw_points(
         value = points.get(key, [])
         for x, y in value.values() if isinstance(value, dict) else value:  # named points (cartoons) or a list
             dot(x, y, radius, colour)
+
+
+def caption_font(size: int) -> Any:
+    """A font for captions that has accents and "…": Pillow's built-in one draws only ASCII (a file named "José"
+    showed boxes), so DejaVu Sans is used where the machine has it (matplotlib ships it; most Linux desktops too)."""
+    import importlib.util
+
+    from PIL import ImageFont
+
+    candidates = []
+    spec = importlib.util.find_spec("matplotlib")  # located, not imported
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p, "mpl-data", "fonts", "ttf", "DejaVuSans.ttf") for p in spec.submodule_search_locations]
+    candidates += [Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"), Path("/usr/share/fonts/TTF/DejaVuSans.ttf"),
+                   Path("/Library/Fonts/Arial Unicode.ttf"), Path("C:/Windows/Fonts/arial.ttf")]  # fmt: skip
+    for path in candidates:
+        if path.is_file():
+            try:
+                return ImageFont.truetype(str(path), size)
+            except OSError:
+                continue
+    return ImageFont.load_default(size=size)
 
 
 def _fit(draw: Any, text: str, font: Any, width: int) -> str:
