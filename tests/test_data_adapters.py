@@ -199,3 +199,18 @@ def test_unknown_format_and_missing_source(tmp_path, capsys):
     assert code == 2 and "unknown dataset format 'celeba'" in stderr
     code, _, stderr = _import(capsys, "lfw", tmp_path / "nope", "--out", tmp_path / "o")
     assert code == 2 and "no such folder" in stderr
+    photo = _image(tmp_path / "one.png", (8, 8), (0, 0, 0))
+    code, _, stderr = _import(capsys, "folder", photo, "--out", tmp_path / "o")
+    assert code == 2 and "one.png: not a folder" in stderr
+
+
+@pytest.mark.parametrize("option", ["--role", "--a-role", "--b-role"])
+@pytest.mark.parametrize("role", ["", "a/b", "../up", " photo"])
+def test_a_role_is_a_plain_word(tmp_path, capsys, option, role):
+    src = tmp_path / "src"
+    _image(src / "A" / "x.png", (8, 8), (0, 0, 0))
+    _image(src / "B" / "x.png", (8, 8), (9, 9, 9))
+    fmt = "folder" if option == "--role" else "paired"
+    code, _, stderr = _import(capsys, fmt, src, "--out", tmp_path / "out", option, role)
+    assert code == 2 and f"{option} {role!r}: a role is a plain word" in stderr, stderr
+    assert not (tmp_path / "out").exists()

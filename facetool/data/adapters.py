@@ -291,7 +291,11 @@ def scan(format: str, src: Path, exclude: Path | None = None, **options: Any) ->
     """Read the layout of ``src`` as ``format`` (no image is decoded)."""
     src = Path(src)
     if not src.is_dir():
-        raise UsageError(f"{src}: no such folder")
+        why = "not a folder (give the folder the dataset was unpacked to)" if src.exists() else "no such folder"
+        raise UsageError(f"{src}: {why}")
+    for option in ("role", "a_role", "b_role"):
+        if option in options:
+            _check_role(f"--{option.replace('_', '-')}", options[option])
     if format == "apdrawing":
         return scan_apdrawing(src, exclude)
     if format == "cartoonset":
@@ -305,6 +309,12 @@ def scan(format: str, src: Path, exclude: Path | None = None, **options: Any) ->
     if format == "paired":
         return scan_paired(src, options.get("a_role") or "photo", options.get("b_role") or "drawing", exclude)
     raise UsageError(f"FORMAT: unknown dataset format {format!r} (one of: {', '.join(FORMATS)})")
+
+
+def _check_role(option: str, role: Any) -> None:
+    # A role names a manifest key and the folder derived files go to: a plain word.
+    if not isinstance(role, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", role):
+        raise UsageError(f"{option} {role!r}: a role is a plain word such as photo, drawing or cartoon")
 
 
 # ---------------------------------------------------------------------------------------------- import
