@@ -79,8 +79,27 @@ class MethodSpec:
     measure: Callable[[Any, Any], Any] | None = None
 
     def __post_init__(self) -> None:
+        # Checked here, so a plugin's slip is reported against the plugin when it registers, not later as a
+        # usage error the user did not make ("--size 300: method runs at 128" with no --size given).
+        import dataclasses
+
+        def bad(why: str) -> ValueError:
+            return ValueError(f"method {self.name}: {why}")
+
         if self.task not in TASKS:
-            raise ValueError(f"method {self.name}: task must be one of {TASKS}, not {self.task!r}")
+            raise bad(f"task must be one of {TASKS}, not {self.task!r}")
+        if not self.sizes or not all(isinstance(n, int) and n > 0 for n in self.sizes):
+            raise bad(f"sizes must be positive ints, not {self.sizes!r}")
+        if self.input_size not in self.sizes:
+            raise bad(f"input_size {self.input_size} is not one of its sizes {tuple(self.sizes)}")
+        if self.background not in ("photo", "white"):
+            raise bad(f"background must be 'photo' or 'white', not {self.background!r}")
+        for field_name in ("options",):
+            value = getattr(self, field_name)
+            if value is not None and not (isinstance(value, type) and dataclasses.is_dataclass(value)):
+                raise bad(f"{field_name} must be a dataclass (or None), not {value!r}")
+        if not callable(self.load):
+            raise bad("load must be callable: load(options, device, weights) -> runner")
 
 
 def resolve_weights(spec: MethodSpec, override: str | Path | None = None) -> Path | None:

@@ -4,14 +4,17 @@ Built-in plugins (``plugins/`` in this repo) are entry points of the ``facetool`
 through exactly the path a third-party package takes. ``FACETOOL_PLUGINS`` limits which load: a comma list of
 entry-point names; set but empty loads none; unset loads all.
 
-A plugin that fails to import or to register gives one warning naming it and is skipped; the CLI still works.
-Two plugins registering one name is an error naming both, raised when that kind is first looked up.
+A plugin that fails to import or to register gives one warning naming it and is skipped (``--debug`` adds the
+traceback); the CLI still works. A name registered twice keeps its first owner, facetool's own plugins before
+others, and the other registration is left out with a warning naming both; so is a plugin command named like one
+facetool already has.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -19,7 +22,7 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UsageError
+from .errors import UsageError
 
 ENTRY_POINT_GROUP = "facetool"
 ENV_PLUGINS = "FACETOOL_PLUGINS"
@@ -42,6 +45,34 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def limited_note() -> str:
+    """``FACETOOL_PLUGINS='…' limits which plugins load`` when it is set (an empty registry's likely cause), else ''."""
+    value = os.environ.get(ENV_PLUGINS)
+    return "" if value is None else f"{ENV_PLUGINS}={value!r} limits which plugins load"
+
+
+def _debugging() -> bool:
+    # Plugins load while the CLI is built, before it parses --debug: read the same switches it does.
+    return os.environ.get("FACETOOL_DEBUG") == "1" or "--debug" in sys.argv[1:]
+
+
+def _spec_class(hook: str) -> type | None:
+    """The spec class a registry hook's register() takes (imported only when that registry is first used)."""
+    if hook == "register_detectors":
+        from .detectors import DetectorSpec as spec
+    elif hook == "register_generators":
+        from .methods import MethodSpec as spec
+    elif hook == "register_losses":
+        from .losses import LossSpec as spec
+    elif hook == "register_exporters":
+        from .exporters import ExporterSpec as spec
+    elif hook == "register_assets":
+        from .assets import Asset as spec
+    else:
+        return None
+    return spec
+
+
 class Registry(Generic[T]):
     """Name -> spec for one hook (detectors, generators, ...), filled on first use.
 
@@ -53,41 +84,51 @@ class Registry(Generic[T]):
         self.host, self.hook, self.kind = host, hook, kind
         self._items: dict[str, T] | None = None
         self._owner: dict[str, str] = {}
-        self._conflicts: list[str] = []
 
     def _collect(self) -> dict[str, T]:
         if self._items is not None:
             return self._items
-        items: dict[str, T] = {}
+        expected = _spec_class(self.hook)
+        made: list[tuple[str, T]] = []  # (plugin, spec) in hook-call order
         for impl in getattr(self.host.pm.hook, self.hook).get_hookimpls():
             plugin = impl.plugin_name
+            mine: list[tuple[str, T]] = []
 
-            def register(spec: T, _plugin: str = plugin) -> None:
-                name = spec.name  # type: ignore[attr-defined]
-                if name in items:
-                    self._conflicts.append(
-                        f"{self.kind} '{name}' is registered by both plugin '{self._owner[name]}' and plugin "
-                        f"'{_plugin}' (uninstall one, or choose plugins with {ENV_PLUGINS})"
-                    )
-                    return
-                items[name] = spec
-                self._owner[name] = _plugin
-                self.host.info(_plugin).registered.setdefault(self.kind, []).append(name)
+            def register(spec: T, _plugin: str = plugin, _mine: list = mine) -> None:
+                if expected is not None and not isinstance(spec, expected):
+                    raise TypeError(f"register() got a {type(spec).__name__}; {self.hook} takes {expected.__name__}s")
+                _mine.append((_plugin, spec))
 
             try:
-                impl.function(register=register)
+                returned = impl.function(register=register)
+                if returned is not None:  # pluggy's usual style, but this host asks for register() calls
+                    raise TypeError(f"it returned a value; call register(spec) for each {self.kind} instead")
+                made.extend(mine)
             except Exception as err:  # a broken plugin must not take the CLI down
-                _warn(f"plugin '{plugin}' failed in {self.hook}: {type(err).__name__}: {err}")
-                self.host.info(plugin).error = f"{self.hook}: {type(err).__name__}: {err}"
+                self.host.fail(plugin, self.hook, err)
             self.host.info(plugin).registered_hooks.add(self.hook)
+        # Facetool's own plugins keep their names: a third-party plugin cannot take a built-in name over, and the
+        # order plugins load in (alphabetical) does not decide between two third-party ones silently.
+        made.sort(key=lambda item: not self.host.is_builtin(item[0]))
+        items: dict[str, T] = {}
+        for plugin, spec in made:
+            name = spec.name  # type: ignore[attr-defined]
+            if name in items:
+                owner = self._owner[name]
+                has = "registers it twice" if owner == plugin else f"plugin '{owner}' has that name"
+                message = f"plugin '{plugin}': {self.kind} '{name}' left out ({has}; rename it in the plugin)"
+                _warn(message)
+                info = self.host.info(plugin)
+                info.error = info.error or message.split(": ", 1)[1]
+                continue
+            items[name] = spec
+            self._owner[name] = plugin
+            self.host.info(plugin).registered.setdefault(self.kind, []).append(name)
         self._items = items
         return items
 
     def _check(self) -> dict[str, T]:
-        items = self._collect()
-        if self._conflicts:
-            raise PluginError(self._conflicts[0])
-        return items
+        return self._collect()
 
     def names(self) -> list[str]:
         return sorted(self._check())
@@ -102,7 +143,8 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         items = self._check()
         if name not in items:
-            known = ", ".join(sorted(items)) or f"none (no plugin registers a {self.kind}; see facetool plugins)"
+            why = limited_note() or "see facetool plugins"
+            known = ", ".join(sorted(items)) or f"none (no plugin registers a {self.kind}; {why})"
             raise UsageError(f"unknown {self.kind} '{name}'; available: {known}")
         return items[name]
 
@@ -120,6 +162,18 @@ class PluginHost:
         self.losses: Registry[Any] = Registry(self, "register_losses", "loss")
         self.exporters: Registry[Any] = Registry(self, "register_exporters", "exporter")
         self.assets: Registry[Any] = Registry(self, "register_assets", "asset")
+
+    def is_builtin(self, name: str) -> bool:
+        """The core and the plugins facetool itself installs (entry points of the ``facetool`` distribution)."""
+        return name == "core" or self.info(name).distribution == "facetool"
+
+    def fail(self, plugin: str, where: str, err: BaseException) -> None:
+        """One warning for a plugin that failed (its traceback too under --debug), recorded for facetool plugins."""
+        _warn(f"plugin '{plugin}' failed in {where}: {type(err).__name__}: {err}")
+        if _debugging():
+            traceback.print_exception(err, file=sys.stderr)
+        info = self.info(plugin)
+        info.error = info.error or f"{where}: {type(err).__name__}: {err}"
 
     def info(self, name: str) -> PluginInfo:
         if name not in self.plugins:
@@ -167,8 +221,10 @@ class PluginHost:
             except Exception as err:
                 info.error = f"import: {type(err).__name__}: {err}"
                 _warn(f"plugin '{ep.name}' ({ep.value}) failed to load: {type(err).__name__}: {err}")
+                if _debugging():
+                    traceback.print_exception(err, file=sys.stderr)
         if allowed:
-            for missing in sorted(allowed - seen):
+            for missing in sorted(allowed - seen - {"core"}):  # the core always loads
                 _warn(f"{ENV_PLUGINS} names '{missing}', but no installed plugin has that name")
         return self
 
@@ -178,12 +234,30 @@ class PluginHost:
         self.plugins.setdefault(name, PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin))))
 
     def call_commands(self, app: Any) -> None:
+        """Each plugin's ``register_commands``; a command or group named like one already on ``app`` (facetool's own,
+        or an earlier plugin's) is left out with a warning: a plugin cannot replace ``stylize`` or ``plugins``."""
         for impl in self.pm.hook.register_commands.get_hookimpls():
+            plugin = impl.plugin_name
+            taken = _command_names(app)
+            before = (len(app.registered_commands), len(app.registered_groups))
             try:
                 impl.function(app=app)
-                self.info(impl.plugin_name).registered_hooks.add("register_commands")
             except Exception as err:
-                _warn(f"plugin '{impl.plugin_name}' failed in register_commands: {type(err).__name__}: {err}")
+                self.fail(plugin, "register_commands", err)
+                continue
+            finally:
+                self.info(plugin).registered_hooks.add("register_commands")
+            for listing, start in ((app.registered_commands, before[0]), (app.registered_groups, before[1])):
+                for entry in list(listing[start:]):
+                    name = _command_name(entry)
+                    if name in taken:
+                        listing.remove(entry)
+                        _warn(f"plugin '{plugin}': command '{name}' left out (facetool already has one of that name)")
+                        info = self.info(plugin)
+                        info.error = info.error or f"register_commands: command '{name}' left out (name taken)"
+                    else:
+                        taken.add(name)
+                        self.info(plugin).registered.setdefault("command", []).append(name)
 
     def describe(self) -> list[dict[str, Any]]:
         """Everything ``facetool plugins --json`` prints."""
@@ -207,6 +281,22 @@ class PluginHost:
                 }
             )
         return out
+
+
+def _command_name(entry: Any) -> str | None:
+    """The name typer gives a registered command (CommandInfo) or group (TyperInfo)."""
+    name = getattr(entry, "name", None)
+    if name is None and getattr(entry, "typer_instance", None) is not None:
+        name = getattr(entry.typer_instance.info, "name", None)
+    if name is None:
+        callback = getattr(entry, "callback", None)
+        name = getattr(callback, "__name__", None)
+    return None if name is None else name.lower().replace("_", "-")
+
+
+def _command_names(app: Any) -> set[str | None]:
+    names = {_command_name(c) for c in app.registered_commands} | {_command_name(g) for g in app.registered_groups}
+    return names - {None}
 
 
 _host: PluginHost | None = None

@@ -50,7 +50,7 @@ def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, wa
     from facetool.plugins import get_host
     from facetool.train.loop import run_training
 
-    spec = dataclasses.replace(get_host().generators.get("cartoon"), sizes=(SIZE,))
+    spec = dataclasses.replace(get_host().generators.get("cartoon"), sizes=(SIZE,), input_size=SIZE)
     edge_cut = 1.0 if variant in ("local", "affine") else 0.0  # the tight-crop augmentation, both fills
     options = spec.train.options(variant=variant, g_base=4, g_blocks=1, d_base=4, edge_cut=edge_cut,
                                  edge_fill="edge-colour" if variant == "affine" else "border", pair=pair,
@@ -270,7 +270,7 @@ def test_cartoons_without_landmarks_get_the_regressors_points(domains, tmp_path,
     for record in records:
         del record["labels"]["points5"]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
-    spec = dataclasses.replace(get_host().generators.get("cartoon"), sizes=(SIZE,))
+    spec = dataclasses.replace(get_host().generators.get("cartoon"), sizes=(SIZE,), input_size=SIZE)
     options = spec.train.options(variant="affine", g_base=4, g_blocks=1, d_base=4)
     run = run_training(spec, tmp_path / "run", data=[photos, cartoons], steps=1, batch_size=2, size=SIZE,
                        options=options)  # fmt: skip

@@ -182,3 +182,44 @@ def test_a_generate_method_is_refused_in_one_line(tmp_path, monkeypatch):
     result = CliRunner().invoke(build_app(), ["export", "wgan-landmark"])
     assert result.exit_code == 2 and "generates from noise" in result.stderr and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+class BrokenExporters:
+    @hookimpl
+    def register_exporters(self, register):
+        from facetool.exporters import ExporterSpec
+
+        def crash(net, path, **kwargs):
+            path.write_bytes(b"partial")  # a plugin that writes in place, then fails half-way
+            raise RuntimeError("crashed half-way")
+
+        def no_report(net, path, **kwargs):
+            path.write_bytes(b"model")
+
+        register(ExporterSpec(name="crashy", kind="model", suffixes=(".cm",), export=crash, description="test"))
+        register(ExporterSpec(name="silent", kind="model", suffixes=(".sm",), export=no_report, description="test"))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ("crashy", "exporter crashy (plugin broken) failed: RuntimeError: crashed half-way"),
+        ("silent", "exporter silent (plugin broken) returned NoneType; expected a report with path, bytes"),
+    ],
+)
+def test_a_failing_exporter_is_named_and_leaves_no_partial_file(tmp_path, cli, fmt, message):
+    get_host().register_object(BrokenExporters(), "broken")
+    target = tmp_path / f"m.{'cm' if fmt == 'crashy' else 'sm'}"
+    result = cli("export", "tiny", "--format", fmt, "-o", str(target))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and message in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_exporter_suffix_is_checked_when_registered():
+    from facetool.exporters import ExporterSpec
+
+    with pytest.raises(ValueError, match="suffixes are lower-case, with a dot"):
+        ExporterSpec(name="x", kind="mesh", suffixes=("xyz",), export=print, description="test")
+    with pytest.raises(ValueError, match="kind must be 'model' or 'mesh'"):
+        ExporterSpec(name="x", kind="image", suffixes=(".x",), export=print, description="test")

@@ -8,6 +8,7 @@ import stat
 import numpy as np
 import pytest
 
+from facetool import hookimpl
 from facetool.errors import UsageError
 from facetool.export.mesh import MESH_SUFFIXES, Mesh, write_mesh
 
@@ -73,3 +74,22 @@ def test_bad_meshes_and_formats():
         Mesh(np.full((3, 3), np.nan), np.array([[0, 1, 2]]))
     with pytest.raises(ValueError, match="do not exist"):
         Mesh(np.zeros((3, 3)), np.array([[0, 1, 3]]))
+
+
+class _ClaimsPly:
+    @hookimpl
+    def register_exporters(self, register):
+        from facetool.exporters import ExporterSpec
+
+        register(ExporterSpec(name="aply", kind="mesh", suffixes=(".ply", ".aply"), export=print, description="test"))
+
+
+def test_a_plugin_mesh_exporter_cannot_take_a_core_suffix(monkeypatch, capsys):
+    from facetool.export.mesh_formats import mesh_exporters
+    from facetool.plugins import get_host
+
+    monkeypatch.setenv("FACETOOL_PLUGINS", "")
+    get_host().register_object(_ClaimsPly(), "aaa")  # sorts before the core's "ply" by name
+    chosen = mesh_exporters()
+    assert chosen[".ply"].name == "ply" and chosen[".aply"].name == "aply"
+    assert "mesh exporter 'aply' left out for .ply (exporter 'ply' writes it)" in capsys.readouterr().err

@@ -42,7 +42,7 @@ def test_one_training_step(tmp_path, one_thread):
             files[role] = {"path": path, "sha256": save_png(root / path, (array * 255).astype(np.uint8))}
         lines.append(json.dumps({"id": item, "file": files["photo"]["path"], "files": files, "labels": {}}))
     (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
-    spec = dataclasses.replace(get_host().generators.get("facevision"), sizes=(SIZE,))
+    spec = dataclasses.replace(get_host().generators.get("facevision"), sizes=(SIZE,), input_size=SIZE)
     run = run_training(spec, tmp_path / "run", data=[root], steps=1, batch_size=2, size=SIZE,
                        options=spec.train.options(base=4, d_base=4))  # fmt: skip
     losses = json.loads((tmp_path / "run" / "losses.jsonl").read_text().splitlines()[0])

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from facetool import hookimpl
 from facetool.cli import build_app
 from facetool.detectors import DetectorSpec
-from facetool.errors import PluginError, UsageError
+from facetool.errors import UsageError
 from facetool.plugins import PluginHost
 
 
@@ -41,13 +41,58 @@ def test_registered_names_and_owner(monkeypatch):
         host.detectors.get("zzz")
 
 
-def test_duplicate_name_is_an_error_naming_both_plugins(monkeypatch):
+def test_a_name_registered_twice_keeps_its_first_owner_and_warns(monkeypatch, capsys):
     host = _host(monkeypatch)
-    host.register_object(_Plugin("same"), "one")
-    host.register_object(_Plugin("same"), "two")
-    with pytest.raises(PluginError) as info:
-        host.detectors.get("same")
-    assert "'one'" in str(info.value) and "'two'" in str(info.value)
+    host.register_object(_Plugin("same", "other"), "one")
+    host.register_object(_Plugin("same", "third", "third"), "two")
+    assert host.detectors.names() == ["other", "same", "third"]  # the rest of both plugins still works
+    assert host.detectors.owner("same") == "one"
+    err = capsys.readouterr().err.splitlines()
+    assert "plugin 'two': detector 'same' left out (plugin 'one' has that name" in err[0]
+    assert "plugin 'two': detector 'third' left out (registers it twice" in err[1] and len(err) == 2
+    described = {p["name"]: p for p in host.describe()}
+    assert "left out" in described["two"]["error"] and described["one"]["error"] is None
+
+
+def test_a_third_party_plugin_cannot_take_a_builtin_name(monkeypatch, capsys):
+    monkeypatch.setenv("FACETOOL_PLUGINS", "dlib")
+    host = PluginHost().load()
+    host.register_object(_Plugin("dlib"), "aaa-first")  # hook order would put it first: the built-in still wins
+    assert host.detectors.owner("dlib") == "dlib"
+    assert "plugin 'aaa-first': detector 'dlib' left out (plugin 'dlib' has that name" in capsys.readouterr().err
+
+
+class _WrongSpec:
+    @hookimpl
+    def register_detectors(self, register):
+        register({"name": "dict"})
+
+
+class _Returns:
+    @hookimpl
+    def register_detectors(self, register):
+        return [DetectorSpec(name="returned", load=lambda o, d: None, description="test")]
+
+
+def test_a_wrong_spec_or_a_returned_list_is_a_warning_naming_the_plugin(monkeypatch, capsys):
+    host = _host(monkeypatch)
+    host.register_object(_WrongSpec(), "wrong")
+    host.register_object(_Returns(), "returns")
+    host.register_object(_Plugin("ok"), "fine")
+    assert host.detectors.names() == ["ok"]
+    err = capsys.readouterr().err
+    assert "plugin 'wrong' failed in register_detectors: TypeError: register() got a dict; " in err
+    assert "register_detectors takes DetectorSpecs" in err
+    assert "plugin 'returns' failed in register_detectors: TypeError: it returned a value; call register" in err
+
+
+def test_debug_shows_a_failing_plugins_traceback(monkeypatch, capsys):
+    host = _host(monkeypatch)
+    monkeypatch.setenv("FACETOOL_DEBUG", "1")
+    host.register_object(_Broken(), "broken")
+    assert host.detectors.names() == []
+    err = capsys.readouterr().err
+    assert "plugin 'broken' failed" in err and "Traceback" in err and 'raise RuntimeError("boom")' in err
 
 
 def test_broken_plugin_warns_and_others_still_work(monkeypatch, capsys):
@@ -120,3 +165,58 @@ def test_plugin_adds_a_command(monkeypatch):
     result = CliRunner().invoke(app, ["hello", "--name", "faces"])
     assert result.exit_code == 0 and result.stdout.strip() == "hello faces"
     assert "hello" in CliRunner().invoke(app, ["--help"]).stdout
+
+
+class _Hijack:
+    @hookimpl
+    def register_commands(self, app):
+        import typer
+
+        @app.command("stylize")
+        def stylize() -> None:
+            print("hijacked")
+
+        @app.command()
+        def plugins() -> None:
+            print("hijacked")
+
+        app.add_typer(typer.Typer(), name="assets")
+
+        @app.command("own-thing")
+        def own_thing() -> None:
+            print("mine")
+
+
+def test_a_plugin_command_cannot_replace_facetools_own(monkeypatch, capsys):
+    from facetool.plugins import get_host
+
+    monkeypatch.setenv("FACETOOL_PLUGINS", "")
+    get_host().register_object(_Hijack(), "hijack")
+    app = build_app()
+    err = capsys.readouterr().err
+    for name in ("stylize", "plugins", "assets"):
+        assert f"plugin 'hijack': command '{name}' left out (facetool already has one of that name)" in err
+    assert CliRunner().invoke(app, ["own-thing"]).stdout.strip() == "mine"
+    result = CliRunner().invoke(app, ["plugins", "--json"])
+    assert result.exit_code == 0 and "hijacked" not in result.stdout
+    data = {p["name"]: p for p in json.loads(result.stdout)}
+    assert data["hijack"]["registered"] == {"command": ["own-thing"]} and "left out" in data["hijack"]["error"]
+    assert "--method" in CliRunner().invoke(app, ["stylize", "--help"]).stdout  # the core's own
+
+
+def test_an_empty_registry_names_facetool_plugins_when_it_is_set(monkeypatch):
+    monkeypatch.setenv("FACETOOL_PLUGINS", "nosuch")
+    result = CliRunner().invoke(build_app(), ["detect", "samples/astronaut.png"])
+    assert result.exit_code == 2 and "no detector is registered; FACETOOL_PLUGINS='nosuch' limits" in result.stderr
+    result = CliRunner().invoke(build_app(), ["stylize", "samples/astronaut.png", "-m", "apdrawing"])
+    assert "available: none (no plugin registers a method; FACETOOL_PLUGINS='nosuch' limits" in result.stderr
+    monkeypatch.setenv("FACETOOL_PLUGINS", "core,dlib")  # the core always loads: naming it is no mistake
+    result = CliRunner().invoke(build_app(), ["detectors"])
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+def test_methods_name_speaks_of_the_methods_own_command(monkeypatch):
+    monkeypatch.delenv("FACETOOL_PLUGINS", raising=False)
+    result = CliRunner().invoke(build_app(), ["methods", "wgan-landmark"])
+    assert "options (facetool generate -O key=value)" in result.stdout
+    assert "options (facetool reconstruct -O" in CliRunner().invoke(build_app(), ["methods", "facevision"]).stdout

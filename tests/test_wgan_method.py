@@ -246,7 +246,7 @@ def test_one_training_step_of_every_variant_and_the_runner(
     p, record = train_predictor(split_cartoons, steps=1, batch=2, size=SIZE)
     save_predictor(p, tmp_path / "p.safetensors", record)
     monkeypatch.setattr(predictor_module, "shipped_predictor_path", lambda: tmp_path / "p.safetensors")
-    spec = dataclasses.replace(get_host().generators.get("wgan-landmark"), sizes=(SIZE,))
+    spec = dataclasses.replace(get_host().generators.get("wgan-landmark"), sizes=(SIZE,), input_size=SIZE)
     ours = variant == "layout"  # the jittered and parts-moved path, the conditional critic and the warp train too
     options = spec.train.options(variant=variant, g_base=4, d_base=4, z_dim=8, jitter=0.1 if ours else 0.0,
                                  critic_layout=ours, warp=ours, parts=2.0 if ours else 0.0,

@@ -66,12 +66,39 @@ def register(app: typer.Typer) -> None:
         import torch
 
         sample = torch.rand((1, 3, size, size), generator=torch.Generator().manual_seed(0))
-        report = {"method": method, "format": format, **exporter.export(net, target, sample=sample, opset=opset,
-                                                                         dynamic=not static)}  # fmt: skip
+        made = _run_exporter(exporter, host.exporters.owner(format), target, net, sample=sample, opset=opset,
+                             dynamic=not static)  # fmt: skip
+        report = {"method": method, "format": format, **made}
         if as_json:
             print_json(report)
             return
         _print_report(report)
+
+
+REPORT_KEYS = ("path", "bytes", "opset", "inputs", "outputs")
+
+
+def _run_exporter(exporter, plugin: str, target: Path, net, **kwargs) -> dict:
+    """The exporter's report; a failure, or a report that is not one, is the plugin's (PluginError naming it), and
+    a file it left half-written where none was before is removed."""
+    from collections.abc import Mapping
+
+    from ..errors import FacetoolError, PluginError
+
+    existed = target.exists()
+    who = f"exporter {exporter.name} (plugin {plugin})"
+    try:
+        report = exporter.export(net, target, **kwargs)
+        if not isinstance(report, Mapping) or any(k not in report for k in REPORT_KEYS):
+            got = sorted(report) if isinstance(report, Mapping) else type(report).__name__
+            raise PluginError(f"{who} returned {got}; expected a report with {', '.join(REPORT_KEYS)}")
+    except BaseException as err:
+        if not existed:
+            target.unlink(missing_ok=True)
+        if isinstance(err, FacetoolError) or not isinstance(err, Exception):
+            raise
+        raise PluginError(f"{who} failed: {type(err).__name__}: {err}") from err
+    return dict(report)
 
 
 def _print_report(report: dict) -> None:

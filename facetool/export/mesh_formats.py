@@ -43,10 +43,28 @@ def companion_files(path: Path) -> tuple[Path, ...]:
 
 
 def mesh_exporters() -> dict[str, Any]:
-    """Suffix -> the registered mesh exporter writing it (the core's and any plugin's)."""
+    """Suffix -> the registered mesh exporter writing it (the core's and any plugin's). A suffix two exporters claim
+    stays with facetool's own, else the first by name; the other is left out for it, with one warning."""
+    import sys
+
     from ..plugins import get_host
 
-    return {s: spec for spec in get_host().exporters.all().values() if spec.kind == "mesh" for s in spec.suffixes}
+    host = get_host()
+    specs = [spec for spec in host.exporters.all().values() if spec.kind == "mesh"]
+    specs.sort(key=lambda spec: not host.is_builtin(host.exporters.owner(spec.name)))  # stable: then by name
+    chosen: dict[str, Any] = {}
+    for spec in specs:
+        for suffix in spec.suffixes:
+            if suffix not in chosen:
+                chosen[suffix] = spec
+            elif (spec.name, suffix) not in _WARNED:
+                _WARNED.add((spec.name, suffix))
+                print(f"warning: mesh exporter '{spec.name}' left out for {suffix} (exporter '{chosen[suffix].name}' "
+                      "writes it)", file=sys.stderr)  # fmt: skip
+    return chosen
+
+
+_WARNED: set[tuple[str, str]] = set()
 
 
 def export_mesh(mesh: Any, path: str | os.PathLike) -> Path:
