@@ -64,7 +64,8 @@ def parse_options(
             raise UsageError(f"{what}: {pair!r} needs a value: {key}=VALUE")
         if not sep or key not in fields:
             known = ", ".join(fields) or "none"
-            raise UsageError(f"{what}: unknown option {pair!r} (expected key=value; options: {known})")
+            named = repr(key) if sep else repr(pair)
+            raise UsageError(f"{what}: unknown option {named} (expected key=value; options: {known})")
         f = fields[key]
         values[f.name] = _convert(raw.strip(), hints[f.name], key, what)
     try:

@@ -19,7 +19,10 @@ def default_name(registry: Any, kind: str, task: str | None = None) -> str:
     specs = [s for s in registry.all().values() if task is None or getattr(s, "task", None) == task]
     if not specs:
         what = f"{task} method" if task else kind
-        raise UsageError(f"no {what} is registered; install a plugin that provides one (see facetool plugins)")
+        from .plugins import limited_note
+
+        why = limited_note() or "install a plugin that provides one (see facetool plugins)"
+        raise UsageError(f"no {what} is registered; {why}")
     return sorted(specs, key=lambda s: (-s.priority, s.name))[0].name
 
 
@@ -46,9 +49,32 @@ def load_detector(name: str | None, option_pairs: list[str] | None = None, devic
 
 def detect_faces(detector: Any, image: np.ndarray, detector_name: str = "") -> list[Face]:
     """Run a detector; faces come back largest first with the detector's name filled in."""
-    faces = sort_faces(list(detector.detect(image)))
+    found = detector.detect(image)
+    faces = sort_faces(checked_faces(found, detector_name))
     for face in faces:
         face.detector = face.detector or detector_name
+    return faces
+
+
+def checked_faces(found: Any, detector_name: str = "") -> list[Face]:
+    """A detector's result as a list of faces, or PluginError saying how it breaks the contract (a list of
+    :class:`facetool.faces.Face`, finite, 5 points that are not one point): a NaN box or five equal points would
+    otherwise be cut as a blank crop and drawn over the photo."""
+    from .errors import PluginError
+
+    who = f"detector {detector_name}" if detector_name else "the detector"
+    want = "expected a list of facetool.faces.Face"
+    if found is None or isinstance(found, (str, bytes, dict)) or not hasattr(found, "__iter__"):
+        raise PluginError(f"{who} returned {type(found).__name__}; {want}")
+    faces = list(found)
+    for face in faces:
+        if not isinstance(face, Face):
+            raise PluginError(f"{who} returned a {type(face).__name__} among its faces; {want}")
+        points = np.asarray(face.points5, dtype=np.float64)
+        if not (np.isfinite(points).all() and np.isfinite(np.asarray(face.box, dtype=np.float64)).all()):
+            raise PluginError(f"{who} returned a face with a non-finite box or points; {want} with finite values")
+        if np.ptp(points, axis=0).max() < 1.0:
+            raise PluginError(f"{who} returned a face whose 5 points are one point; {want} with its 5 landmarks")
     return faces
 
 

@@ -28,7 +28,8 @@ def test_defaults_and_dashes():
 
 @pytest.mark.parametrize(
     "pair, words",
-    [("nope=1", "unknown option"), ("size=big", "expects int"), ("mode=medium", "one of"), ("flip=maybe", "bool"),
+    [("nope=1", "unknown option 'nope' "), ("nope", "unknown option 'nope' "), ("size=big", "expects int"),
+     ("mode=medium", "one of"), ("flip=maybe", "bool"),
      ("size", "needs a value: size=VALUE")],
 )  # fmt: skip
 def test_bad_options_are_usage_errors(pair, words):

@@ -24,7 +24,7 @@ class FakePlugins:
     @hookimpl
     def register_generators(self, register):
         register(MethodSpec(name="identity", task="stylize", load=lambda o, d, w: (lambda x: x), description="test",
-                            sizes=(64, 128)))  # fmt: skip
+                            sizes=(64, 128), input_size=64))  # fmt: skip
         register(MethodSpec(name="black", task="stylize", description="test", background="white",
                             load=lambda o, d, w: (lambda x: x[:, :1] * 0), sizes=(64,), input_size=64))  # fmt: skip
         register(MethodSpec(name="gen", task="generate", load=lambda o, d, w: None, description="test"))
@@ -383,3 +383,63 @@ def test_a_runners_background_overrides_the_specs_and_the_option_overrides_both(
         assert run("stylize", str(path), "-m", "page", *extra, "-o", str(out)).exit_code == 0
         corner = read_image(out)[-20:, -20:]
         assert (corner.min() == 255) == corner_is_paper
+
+
+class ContractBreakers:
+    """Methods and detectors that break the plugin contract, the ways a new plugin does."""
+
+    @hookimpl
+    def register_generators(self, register):
+        import torch
+
+        broken = {
+            "scaled": lambda x: x * 255,  # 0-255, not [0, 1]
+            "nans": lambda x: x * float("nan"),
+            "small": lambda x: torch.zeros(x.shape[0], 3, 10, 10),
+            "numpy": lambda x: x.numpy(),
+        }
+        for name, fn in broken.items():
+            register(MethodSpec(name=name, task="stylize", load=lambda o, d, w, fn=fn: fn, description="test",
+                                sizes=(64,), input_size=64))  # fmt: skip
+
+    @hookimpl
+    def register_detectors(self, register):
+        from facetool.detectors import DetectorSpec
+
+        def face(**change):
+            good = two_faces()[0]
+            return [Face(**{"box": good.box, "score": 0.9, "points5": good.points5, **change})]
+
+        broken = {
+            "nan-box": lambda: face(box=[np.nan, 0, 10, 10]),
+            "one-point": lambda: face(points5=np.full((5, 2), 50.0)),
+            "dicts": lambda: [{"box": [0, 0, 9, 9]}],
+            "none": lambda: None,
+        }
+        for name, make in broken.items():
+            detector = type("D", (), {"detect": lambda self, image, make=make: make()})
+            register(DetectorSpec(name=name, load=lambda o, d, detector=detector: detector(), description="test"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-m", "scaled"), "method scaled returned values in [0, 255]; expected a (2, 1 or 3, 64, 64) tensor in"),
+        (("-m", "nans"), "method nans returned values in [nan, nan]"),
+        (("-m", "small"), "method small returned a (2, 3, 10, 10) tensor; expected a (2, 1 or 3, 64, 64)"),
+        (("-m", "numpy"), "method numpy returned a ndarray; expected"),
+        (("-d", "nan-box"), "detector nan-box returned a face with a non-finite box or points"),
+        (("-d", "one-point"), "detector one-point returned a face whose 5 points are one point"),
+        (("-d", "dicts"), "detector dicts returned a dict among its faces; expected a list of facetool.faces.Face"),
+        (("-d", "none"), "detector none returned NoneType; expected a list"),
+    ],
+)
+def test_a_plugin_breaking_its_contract_is_named_in_one_line(photo, tmp_path, args, message):
+    path, image = photo
+    get_host().register_object(ContractBreakers(), "breakers")
+    out = tmp_path / "out.png"
+    args = args if "-m" in args else (*args, "-m", "identity", "--size", "64")
+    result = run("stylize", str(path), *args, "-o", str(out))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and message in lines[0], result.stderr
+    assert not out.exists() and np.array_equal(read_image(path), image)

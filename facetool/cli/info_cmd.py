@@ -139,14 +139,20 @@ def register(app: typer.Typer) -> None:
         out.print("facetool methods NAME: one method's options and training options (-T) in full", highlight=False)
 
 
+def _weights_line(m: dict) -> str:
+    if m["weights"]:
+        return m["weights"]
+    return "none shipped: train, then --weights RUN" if m["trainable"] else "none (it needs none)"
+
+
 def _print_method(m: dict) -> None:
     """One method in full: what it is, its -O options and, when trainable, its training options."""
     from rich.table import Table
 
     out.print(f"{m['name']} ({m['task']}, plugin {m['plugin']}): {m['description']}")
     out.print(f"input {m['input_size']}² {m['template']} (sizes {', '.join(map(str, m['sizes']))}); "
-              f"weights {m['weights'] or 'none shipped: train, then --weights RUN'}", highlight=False)  # fmt: skip
-    sections = [("options (facetool stylize -O key=value)", m["options"])]
+              f"weights {_weights_line(m)}", highlight=False)  # fmt: skip
+    sections = [(f"options (facetool {m['task']} -O key=value)", m["options"])]
     if m["trainable"]:
         sections.append(("training options (facetool train -T key=value)", m["train_options"]))
     for title, options in sections:

@@ -143,7 +143,8 @@ def _stylize_all(
                 options = getattr(det, "options", None)  # the hint reads its min-face
                 faces = choose_faces(found, choice, str(path), image.shape, det_spec.name, options)
             results = stylize_photo(image, runner, spec.template, faces, size, crop=crop,
-                                    background=background, device=dev, foreground=foreground)  # fmt: skip
+                                    background=background, device=dev, foreground=foreground,
+                                    method=spec.name)  # fmt: skip
             written = []
             for index, result in enumerate(results):
                 dest = target if len(results) == 1 else target.with_name(f"{target.stem}.face{index}{target.suffix}")
