@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import stat
+import sys
 import tempfile
 import threading
 import warnings
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "INPUT_SUFFIXES",
     "MAX_PIXELS_DEFAULT",
     "atomic_output",
     "expand_inputs",
@@ -48,6 +50,8 @@ MAX_PIXELS_DEFAULT = 100_000_000  # env FACETOOL_MAX_PIXELS overrides
 MAX_PIXELS_ENV = "FACETOOL_MAX_PIXELS"
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".webp", ".tif", ".tiff", ".bmp"}
+# What folders and globs take as inputs: the writable formats plus GIF, which is read (its first frame), never written.
+INPUT_SUFFIXES = IMAGE_SUFFIXES | {".gif"}
 
 # Output format per suffix (Pillow's names).
 _FORMATS = {
@@ -117,7 +121,8 @@ def read_image_with_info(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict
 
     ``info``: ``format`` (Pillow's name, e.g. ``"JPEG"``), ``mode`` (the original Pillow mode, e.g.
     ``"I;16"``), ``size`` (``(width, height)`` as stored, before orientation) and ``orientation`` (the
-    EXIF orientation 1-8 that was applied; 1 when absent or invalid).
+    EXIF orientation 1-8 that was applied; 1 when absent or invalid) and ``frames`` (an animation's or a multi-page
+    file's count: the first is read, and a note on stderr says so).
     """
     p = Path(path)
     _check_readable_file(p)
@@ -157,7 +162,10 @@ def read_image_with_info(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict
                     "mode": im.mode,
                     "size": (width, height),
                     "orientation": _exif_orientation(im),
+                    "frames": getattr(im, "n_frames", 1),
                 }
+                if info["frames"] > 1:  # an animation or a multi-page TIFF: say which picture was used
+                    print(f"note: {p} has {info['frames']} frames; the first is read", file=sys.stderr)
                 rgb = _to_rgb_image(im, p)
                 fix = _ORIENTATION_FIX.get(info["orientation"])
                 if fix is not None:
@@ -437,6 +445,7 @@ def prepare_outputs(targets: Iterable[str | os.PathLike[str]], protect: Iterable
     parents: set[Path] = set()
     for target in targets:
         p = Path(target)
+        _check_name_length(p)  # first: a too-long name makes even is_dir() raise
         try:
             _refuse_protected(p, protect)
         except ImageError:  # asked for on the command line: a usage error (2), as the other -o checks
@@ -454,6 +463,18 @@ def prepare_outputs(targets: Iterable[str | os.PathLike[str]], protect: Iterable
         os.close(fd)
         with suppress(OSError):
             os.unlink(probe)
+
+
+def _check_name_length(p: Path) -> None:
+    """UsageError for a file name longer than its folder takes (most: 255 bytes), found before any work."""
+    folder = next((q for q in (p.parent, *p.parent.parents) if q.is_dir()), Path("."))  # it may not exist yet
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # Windows has no pathconf
+        limit = 255
+    length = len(os.fsencode(p.name))
+    if length > limit:
+        raise UsageError(f"{p.name[:32]}…{p.suffix}: the file name is {length} bytes; its folder takes at most {limit}")
 
 
 def _refuse_protected(p: Path, protect: Iterable[str | os.PathLike[str]]) -> None:
@@ -555,7 +576,7 @@ def expand_inputs(
             seen.add(key)
             out.append(path)
 
-    suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+    suffixes = ", ".join(sorted(INPUT_SUFFIXES))
     for item in items:
         text = os.fspath(item)
         if not text:
@@ -591,7 +612,7 @@ def expand_inputs(
 
 def _is_image_file(p: Path) -> bool:
     # Hidden files are skipped: macOS "._photo.jpg" resource forks have image suffixes but no image.
-    return p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    return p.suffix.lower() in INPUT_SUFFIXES and not p.name.startswith(".") and p.is_file()
 
 
 # ---------------------------------------------------------------------------------------------- tensors

@@ -93,3 +93,9 @@ def test_a_plugin_mesh_exporter_cannot_take_a_core_suffix(monkeypatch, capsys):
     chosen = mesh_exporters()
     assert chosen[".ply"].name == "ply" and chosen[".aply"].name == "aply"
     assert "mesh exporter 'aply' left out for .ply (exporter 'ply' writes it)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".ply", ".glb"])
+def test_a_name_near_the_folders_limit_is_written(tmp_path, suffix):
+    path = write_mesh(_grid_mesh(), tmp_path / ("n" * (250 - len(suffix)) + suffix))  # its temp file must fit too
+    assert path.is_file() and [p.name for p in tmp_path.iterdir()] == [path.name]

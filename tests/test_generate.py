@@ -134,6 +134,12 @@ def test_like_without_a_face_says_the_predictor_read_the_layout(app, tmp_path):
     assert "blind found no face" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     result = run(app, "generate", "-m", "dots", "--like", str(blank), "-d", "blind", "-o", str(tmp_path / "p.png"))
     assert result.exit_code == 1 and "no face found" in result.stderr  # no predictor: an error, as before
+    for shape in ((1, 1), (8, 8), (50, 4000)):  # nothing there to read a layout from, drawn or photographed
+        tiny = tmp_path / f"tiny{shape[0]}.png"
+        write_image(tiny, np.full((*shape, 3), 200, np.uint8))
+        result = run(app, "generate", "-m", "reader", "--like", str(tiny), "-d", "blind", "-o", str(tmp_path / "t.png"))
+        assert result.exit_code == 1 and "holds no face to take a layout from" in result.stderr, result.output
+    assert not (tmp_path / "t.png").exists()
 
 
 def test_usage_errors(app, tmp_path):
@@ -141,8 +147,10 @@ def test_usage_errors(app, tmp_path):
     layout.write_text('{"size": 8, "points": {"nose": [4, 4]}}')
     result = run(app, "generate", "-m", "dots", "--landmarks", str(layout), "--like", str(layout))
     assert result.exit_code == 2 and "not both" in result.stderr
-    result = run(app, "generate", "-m", "dots", "-o", str(tmp_path / "x.jpg"))
-    assert result.exit_code == 2 and ".png" in result.stderr
+    result = run(app, "generate", "-m", "dots", "-o", str(tmp_path / "x.gif"))
+    assert result.exit_code == 2 and "give an image file (.png, .jpg" in result.stderr
+    result = run(app, "generate", "-m", "dots", "-o", str(tmp_path / "x.JPG"))  # any format write_image writes
+    assert result.exit_code == 0 and (tmp_path / "x.JPG").read_bytes()[:2] == b"\xff\xd8", result.output
     assert json.loads(layout.read_text())["size"] == 8  # inputs untouched
 
 

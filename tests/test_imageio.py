@@ -148,7 +148,7 @@ def test_exif_orientation_6_rotates_clockwise(tmp_path):
     image, info = read_image_with_info(path)
 
     assert image.shape == (40, 20, 3)  # now tall
-    assert info == {"format": "JPEG", "mode": "RGB", "size": (40, 20), "orientation": 6}
+    assert info == {"format": "JPEG", "mode": "RGB", "size": (40, 20), "orientation": 6, "frames": 1}
     top, bottom = image[:15].mean(axis=(0, 1)), image[-15:].mean(axis=(0, 1))
     assert top[0] > 200 and top[2] < 50  # 90 degrees clockwise: the left (red) half is on top
     assert bottom[2] > 200 and bottom[0] < 50
@@ -516,3 +516,28 @@ def test_tensor_round_trip():
 def test_import_does_not_pull_in_torch():
     code = "import sys, facetool.imageio; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_a_name_too_long_for_its_folder_is_refused_before_any_work(tmp_path):
+    from facetool.imageio import prepare_outputs
+
+    near = tmp_path / ("n" * 246 + ".png")
+    prepare_outputs([near])
+    write_image(near, np.zeros((4, 4, 3), np.uint8))  # the atomic write's temp name fits as well
+    assert [p.name for p in tmp_path.iterdir()] == [near.name]
+    with pytest.raises(UsageError, match=r"the file name is 260 bytes; its folder takes at most 255"):
+        prepare_outputs([tmp_path / "new" / ("n" * 256 + ".png")])
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_gif_is_an_input_in_folders_and_a_multi_frame_file_says_which_frame(tmp_path, capsys):
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    gif = tmp_path / "anim.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    Image.new("RGB", (8, 8), "white").save(tmp_path / "still.png")
+    assert [p.name for p in expand_inputs([tmp_path])] == ["anim.gif", "still.png"]
+    image = read_image(gif)
+    assert image[0, 0, 0] > 200 and image[0, 0, 1] < 50  # the first frame
+    assert capsys.readouterr().err.strip() == f"note: {gif} has 3 frames; the first is read"
+    read_image(tmp_path / "still.png")
+    assert capsys.readouterr().err == ""

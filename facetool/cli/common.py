@@ -101,9 +101,9 @@ def output_paths(
     if out is None:
         return _unique([p.with_name(f"{p.stem}{suffix}{ext}") for p in inputs])
     text, path = str(out), Path(out)
-    folder = text.endswith(("/", "\\")) or path.is_dir()
+    folder = text.endswith(("/", "\\")) or is_folder(path)
     if len(inputs) > 1 and not folder:
-        if path.exists():
+        if _exists(path):
             raise UsageError(f"-o {text}: with several inputs, -o must be a folder")
         folder = True
     if folder:
@@ -114,6 +114,20 @@ def output_paths(
             what = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
             raise UsageError(f"-o {text}: {what}; give a file ending in {', '.join(known)}, or a folder ending in /")
     return [path]
+
+
+def is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long for the file system: not a folder (prepare_outputs names the problem)
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _unique(paths: list[Path]) -> list[Path]:

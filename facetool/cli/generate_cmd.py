@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, out, task_method
+from .common import err, is_folder, out, task_method
 
 HELP = """Generate faces from noise with a generate method, optionally shaped like a given layout.
 
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
-        from ..imageio import prepare_outputs
+        from ..imageio import IMAGE_SUFFIXES, prepare_outputs
         from ..methods import resolve_weights
         from ..options import parse_options
         from ..pipeline import check_assets
@@ -52,9 +52,9 @@ def register(app: typer.Typer) -> None:
             raise UsageError("give --landmarks or --like, not both")
         name, spec, size = task_method(method, "generate", size, weights)
         options = parse_options(spec.options, option, f"method {name}")
-        folder = output.endswith(("/", "\\")) or Path(output).is_dir()
-        if not folder and Path(output).suffix.lower() != ".png":
-            raise UsageError(f"-o {output}: give a .png file (a grid) or a folder (ending in /)")
+        folder = output.endswith(("/", "\\")) or is_folder(Path(output))
+        if not folder and Path(output).suffix.lower() not in IMAGE_SUFFIXES:
+            raise UsageError(f"-o {output}: give an image file (.png, .jpg, …: a grid) or a folder (ending in /)")
         targets = [Path(output) / f"{name}-seed{seed}-{i:03d}.png" for i in range(count)] if folder else [Path(output)]
         prepare_outputs(targets, protect=[p for p in (like, landmarks) if p is not None])
         dev = resolve_device(device)
@@ -71,6 +71,9 @@ def register(app: typer.Typer) -> None:
         _write(images, Path(output), folder, name, seed, protect=[p for p in (like, landmarks) if p is not None])
 
 
+LIKE_MIN_SIDE, LIKE_MAX_ASPECT = 32, 4  # the smallest picture --like reads a face from, and its widest shape
+
+
 def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None, device: str):
     """The layout of the largest face the detector finds; else the method's own predictor, if it has one."""
     from ..generate import layout_from_face
@@ -78,6 +81,11 @@ def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None
     from ..pipeline import close_detector, detect_faces, load_detector
 
     image = read_image(image_path)
+    height, width = image.shape[:2]
+    if min(height, width) < LIKE_MIN_SIDE or max(height, width) > LIKE_MAX_ASPECT * min(height, width):
+        # No face or drawing of one fits there, and the predictor would read a layout from anything.
+        raise FacetoolError(f"--like {image_path}: a {width}×{height} picture holds no face to take a layout from "
+                            f"(at least {LIKE_MIN_SIDE} px a side, at most {LIKE_MAX_ASPECT}:1)")  # fmt: skip
     det_spec, det = load_detector(detector, [], device)
     try:
         faces = detect_faces(det, image, det_spec.name)

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         from ..device import resolve_device
-        from ..export.mesh_formats import mesh_exporters
+        from ..export.mesh_formats import companion_files, mesh_exporters
         from ..imageio import prepare_outputs
         from ..methods import resolve_weights
         from ..options import parse_options
@@ -63,7 +63,8 @@ def register(app: typer.Typer) -> None:
         # A folder gets .ply files; a file's suffix picks the format (output_paths refuses unknown ones up front).
         given = Path(output).suffix.lower() if output is not None else ""
         targets = output_paths(inputs, output, "", given if given in formats else ".ply", formats)
-        prepare_outputs(targets + ([preview] if preview is not None else []), protect=inputs)
+        companions = [c for t in targets for c in companion_files(t)]  # an OBJ's .mtl and texture, checked too
+        prepare_outputs(targets + companions + ([preview] if preview is not None else []), protect=inputs)
         dev = resolve_device(device)
         check_assets(spec.assets)
         runner = spec.load(parse_options(spec.options, option, f"method {name}"), dev, resolve_weights(spec, weights))

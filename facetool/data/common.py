@@ -61,7 +61,7 @@ def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = False) -> str
     re-hashes every file; only a power cut could lose the latest writes, and an fsync per file halved throughput.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name[:100]}.{os.getpid()}.tmp")  # capped: a long target name must still fit
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)

@@ -14,7 +14,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name[:100]}.tmp-{os.getpid()}")  # capped: a long target name must still fit
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)

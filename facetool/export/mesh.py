@@ -54,7 +54,8 @@ def _atomic(path: Path):
     :func:`facetool.imageio.atomic_output` instead."""
     from ..imageio import _file_mode_for
 
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    # The temp name is capped: a target name near the folder's limit must not fail for its temp file.
+    handle, temp = tempfile.mkstemp(prefix=f".{path.stem[:100]}.", suffix=path.suffix, dir=path.parent)
     os.fchmod(handle, _file_mode_for(path))  # mkstemp's 0600 would hide the mesh from other users
     os.close(handle)
     try:
