@@ -123,5 +123,10 @@ def resolve_weights(spec: MethodSpec, override: str | Path | None = None) -> Pat
             raise FacetoolError(f"method {spec.name}: its default weights {spec.weights} are missing from the install")
         return path
     from .assets import asset_path
+    from .errors import PluginError, UnknownAssetError
 
-    return asset_path(spec.weights)
+    try:
+        return asset_path(spec.weights)
+    except UnknownAssetError:  # the plugin names an asset nobody registered: not the user's doing
+        raise PluginError(f"method {spec.name}: its default weights name the asset {spec.weights!r}, which no "
+                          "plugin registers (a fault of the method's plugin)") from None  # fmt: skip

@@ -401,6 +401,10 @@ class ContractBreakers:
         for name, fn in broken.items():
             register(MethodSpec(name=name, task="stylize", load=lambda o, d, w, fn=fn: fn, description="test",
                                 sizes=(64,), input_size=64))  # fmt: skip
+        register(MethodSpec(name="badtemplate", task="stylize", load=lambda o, d, w: None, description="test",
+                            sizes=(64,), input_size=64, template="nope"))  # fmt: skip
+        register(MethodSpec(name="badweights", task="stylize", load=lambda o, d, w: None, description="test",
+                            sizes=(64,), input_size=64, weights="no-such-asset"))  # fmt: skip
 
     @hookimpl
     def register_detectors(self, register):
@@ -428,6 +432,8 @@ class ContractBreakers:
         (("-m", "nans"), "method nans returned values in [nan, nan]"),
         (("-m", "small"), "method small returned a (2, 3, 10, 10) tensor; expected a (2, 1 or 3, 64, 64)"),
         (("-m", "numpy"), "method numpy returned a ndarray; expected"),
+        (("-m", "badtemplate"), "method badtemplate (plugin breakers) names the alignment template 'nope'"),
+        (("-m", "badweights"), "the asset 'no-such-asset', which no plugin registers"),
         (("-d", "nan-box"), "detector nan-box returned a face with a non-finite box or points"),
         (("-d", "one-point"), "detector one-point returned a face whose 5 points are one point"),
         (("-d", "dicts"), "detector dicts returned a dict among its faces; expected a list of facetool.faces.Face"),

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from ..errors import UsageError
+from ..errors import PluginError, UsageError
 from ..outputs import is_own_output, own_output_markers
 
 T = TypeVar("T")
@@ -82,6 +82,11 @@ def task_method(method: str | None, task: str, size: int | None, weights: Path |
     spec = registry.get(name)
     if spec.task != task:
         raise UsageError(f"method {name} is a {spec.task} method; use facetool {spec.task}")
+    from ..align import TEMPLATES  # torch: the command runs the method next anyway
+
+    if spec.template not in TEMPLATES:  # the plugin's slip, not a usage error of the user's
+        raise PluginError(f"method {name} (plugin {registry.owner(name)}) names the alignment template "
+                          f"{spec.template!r}; facetool has {', '.join(sorted(TEMPLATES))}")  # fmt: skip
     from ..evaluate import default_size
     from ..methods import resolve_weights
 
