@@ -39,6 +39,7 @@ class PluginInfo:
     error: str | None = None
     registered: dict[str, list[str]] = field(default_factory=dict)
     registered_hooks: set[str] = field(default_factory=set)
+    disabled: bool = False  # installed, but FACETOOL_PLUGINS leaves it out
 
 
 def _warn(message: str) -> None:
@@ -199,6 +200,8 @@ class PluginHost:
         seen: set[str] = set()
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if allowed is not None and ep.name not in allowed:
+                if ep.name not in self.plugins:  # listed by facetool plugins as off, never imported
+                    self.plugins[ep.name] = PluginInfo(name=ep.name, module=ep.value, disabled=True)
                 continue
             if ep.name in seen:
                 other = self.plugins[ep.name].distribution
@@ -278,6 +281,7 @@ class PluginHost:
                     "hooks": hooks,
                     "registered": {k: sorted(v) for k, v in sorted(info.registered.items())},
                     "error": info.error,
+                    "disabled": info.disabled,
                 }
             )
         return out

@@ -109,9 +109,13 @@ def test_broken_plugin_warns_and_others_still_work(monkeypatch, capsys):
 def test_env_var_selects_plugins(monkeypatch, capsys):
     monkeypatch.setenv("FACETOOL_PLUGINS", "mtcnn,nope")
     host = PluginHost().load()
-    assert set(host.plugins) == {"core", "mtcnn"}
+    assert {name for name, info in host.plugins.items() if not info.disabled} == {"core", "mtcnn"}
+    assert host.plugins["dlib"].disabled and host.pm.get_plugin("dlib") is None  # listed as off, never imported
     assert host.detectors.names() == ["mtcnn"]
     assert "'nope'" in capsys.readouterr().err
+    result = CliRunner().invoke(build_app(), ["plugins", "--json"])
+    data = {p["name"]: p for p in json.loads(result.stdout)}
+    assert data["dlib"]["disabled"] and not data["mtcnn"]["disabled"] and data["dlib"]["error"] is None
     monkeypatch.setenv("FACETOOL_PLUGINS", "")
     assert PluginHost().load().detectors.names() == []
 

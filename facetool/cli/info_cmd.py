@@ -52,7 +52,8 @@ def register(app: typer.Typer) -> None:
         for p in data:
             registered = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registered"].items())
             hooks = join(h.removeprefix("register_") for h in p["hooks"])
-            status = Text(p["error"], style="red") if p["error"] else "ok"
+            status = "off (FACETOOL_PLUGINS)" if p["disabled"] else "ok"
+            status = Text(p["error"], style="red") if p["error"] else status
             table.add_row(p["name"], p["version"] or "", hooks, registered or "-", status)
         out.print(table)
 
