@@ -288,13 +288,18 @@ class PluginHost:
 
 
 def _command_name(entry: Any) -> str | None:
-    """The name typer gives a registered command (CommandInfo) or group (TyperInfo)."""
-    name = getattr(entry, "name", None)
-    if name is None and getattr(entry, "typer_instance", None) is not None:
-        name = getattr(entry.typer_instance.info, "name", None)
+    """The name typer gives a registered command (CommandInfo) or group (TyperInfo): its own, its sub-app's, or
+    its callback's function name; None when none can be told."""
+
+    def text(value: Any) -> str | None:
+        value = getattr(value, "value", value) if type(value).__name__ == "DefaultPlaceholder" else value
+        return value if isinstance(value, str) and value else None
+
+    instance = getattr(entry, "typer_instance", None)
+    name = text(getattr(entry, "name", None)) or (text(instance.info.name) if instance is not None else None)
     if name is None:
         callback = getattr(entry, "callback", None)
-        name = getattr(callback, "__name__", None)
+        name = text(getattr(callback, "__name__", None)) if callable(callback) else None
     return None if name is None else name.lower().replace("_", "-")
 
 

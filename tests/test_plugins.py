@@ -185,6 +185,8 @@ class _Hijack:
             print("hijacked")
 
         app.add_typer(typer.Typer(), name="assets")
+        app.add_typer(typer.Typer(name="data"))  # named by its own Typer: typer's placeholder on the group
+        app.add_typer(typer.Typer(name="own-group"))
 
         @app.command("own-thing")
         def own_thing() -> None:
@@ -198,13 +200,14 @@ def test_a_plugin_command_cannot_replace_facetools_own(monkeypatch, capsys):
     get_host().register_object(_Hijack(), "hijack")
     app = build_app()
     err = capsys.readouterr().err
-    for name in ("stylize", "plugins", "assets"):
+    for name in ("stylize", "plugins", "assets", "data"):
         assert f"plugin 'hijack': command '{name}' left out (facetool already has one of that name)" in err
     assert CliRunner().invoke(app, ["own-thing"]).stdout.strip() == "mine"
     result = CliRunner().invoke(app, ["plugins", "--json"])
     assert result.exit_code == 0 and "hijacked" not in result.stdout
     data = {p["name"]: p for p in json.loads(result.stdout)}
-    assert data["hijack"]["registered"] == {"command": ["own-thing"]} and "left out" in data["hijack"]["error"]
+    assert data["hijack"]["registered"] == {"command": ["own-group", "own-thing"]}
+    assert "left out" in data["hijack"]["error"]
     assert "--method" in CliRunner().invoke(app, ["stylize", "--help"]).stdout  # the core's own
 
 
