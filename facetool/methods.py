@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from .errors import FacetoolError, UsageError
+from .errors import FacetoolError, PluginError, UsageError
 
 TASKS = ("stylize", "generate", "reconstruct")
 Task = Literal["stylize", "generate", "reconstruct"]
@@ -123,10 +123,32 @@ def resolve_weights(spec: MethodSpec, override: str | Path | None = None) -> Pat
             raise FacetoolError(f"method {spec.name}: its default weights {spec.weights} are missing from the install")
         return path
     from .assets import asset_path
-    from .errors import PluginError, UnknownAssetError
+    from .errors import UnknownAssetError
 
     try:
         return asset_path(spec.weights)
     except UnknownAssetError:  # the plugin names an asset nobody registered: not the user's doing
         raise PluginError(f"method {spec.name}: its default weights name the asset {spec.weights!r}, which no "
                           "plugin registers (a fault of the method's plugin)") from None  # fmt: skip
+
+
+def checked_images(result: Any, batch: int, size: int | None, method: str = "") -> Any:
+    """A runner's images, or PluginError saying how they break the contract: a (B, 1 or 3, S, S) float tensor in
+    [0, 1] (``size`` None: any square). Unchecked, a 0-255 result pastes white squares, a NaN one black squares."""
+    import torch
+
+    who = f"method {method}" if method else "the method"
+    side = "S" if size is None else size
+    want = f"expected a ({batch}, 1 or 3, {side}, {side}) tensor in [0, 1]"
+    if not isinstance(result, torch.Tensor):
+        raise PluginError(f"{who} returned a {type(result).__name__}; {want}")
+    shape = tuple(result.shape)
+    square = len(shape) == 4 and shape[2] == shape[3] and (size is None or shape[2] == size)
+    if not square or shape[0] != batch or shape[1] not in (1, 3):
+        raise PluginError(f"{who} returned a {shape} tensor; {want}")
+    if not result.is_floating_point():
+        raise PluginError(f"{who} returned {result.dtype} values; {want}")
+    low, high = float(result.min()), float(result.max())  # NaN propagates into both
+    if not (low >= -0.05 and high <= 1.05):  # a little overshoot is clamped; 0-255 or -1..1 is a bug
+        raise PluginError(f"{who} returned values in [{low:.3g}, {high:.3g}]; {want}")
+    return result

@@ -13,6 +13,7 @@ import numpy as np
 from .errors import UsageError
 from .faces import Face
 from .imageio import from_tensor, to_tensor
+from .methods import checked_images
 
 
 def stylize_photo(
@@ -67,7 +68,7 @@ def stylize_photo(
         if mask is not None:
             extras["foreground"] = torch.nn.functional.interpolate(mask, size=(size, size), mode="bilinear")
         with torch.inference_mode():
-            result = _to_rgb(checked_result(runner(square.clamp(0, 1), **extras), 1, size, method))
+            result = _to_rgb(checked_images(runner(square.clamp(0, 1), **extras), 1, size, method))
         if crop:
             return [from_tensor(result[0])]
         back = torch.nn.functional.interpolate(result, size=photo.shape[-2:], mode="bilinear", antialias=True)
@@ -81,7 +82,7 @@ def stylize_photo(
     if mask is not None:
         extras["foreground"] = crop_faces(mask, matrices, size, padding_mode="zeros")
     with torch.inference_mode():
-        result = _to_rgb(checked_result(runner(crops, **extras), len(faces), size, method)).clamp(0, 1)
+        result = _to_rgb(checked_images(runner(crops, **extras), len(faces), size, method)).clamp(0, 1)
     if crop:
         if background == "white":
             # Where the crop reaches past the photo its pixels are the photo's repeated border, and a drawing
@@ -94,28 +95,6 @@ def stylize_photo(
     masks = runner.paste_mask(result) if hasattr(runner, "paste_mask") else None
     pasted = paste_back(canvas, result, matrices, masks, feather=feather, darken=background == "white")
     return [from_tensor(pasted[0].clamp(0, 1))]
-
-
-def checked_result(result: Any, batch: int, size: int, method: str = "") -> Any:
-    """A stylize runner's result, or PluginError saying how it breaks the contract: a (B, 1 or 3, S, S) tensor in
-    [0, 1]. Without the check a 0-255 result pastes white squares, a NaN one black squares, a wrong size nothing."""
-    import torch
-
-    from .errors import PluginError
-
-    who = f"method {method}" if method else "the method"
-    want = f"expected a ({batch}, 1 or 3, {size}, {size}) tensor in [0, 1]"
-    if not isinstance(result, torch.Tensor):
-        raise PluginError(f"{who} returned a {type(result).__name__}; {want}")
-    shape = tuple(result.shape)
-    if len(shape) != 4 or shape[0] != batch or shape[1] not in (1, 3) or shape[2:] != (size, size):
-        raise PluginError(f"{who} returned a {shape} tensor; {want}")
-    if not result.is_floating_point():
-        raise PluginError(f"{who} returned {result.dtype} values; {want}")
-    low, high = float(result.min()), float(result.max())  # NaN propagates into both
-    if not (low >= -0.05 and high <= 1.05):  # a little overshoot is clamped; 0-255 or -1..1 is a bug
-        raise PluginError(f"{who} returned values in [{low:.3g}, {high:.3g}]; {want}")
-    return result
 
 
 def _to_rgb(t: Any) -> Any:

@@ -174,3 +174,25 @@ def test_an_unwritable_output_folder_is_one_line_before_any_work(app, tmp_path, 
         result = run(app, "generate", "-m", "dots", "-n", "2", "-o", target)
         assert result.exit_code == 1 and "directory is not writable" in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and DotRunner.layouts == []
+
+
+class LoudGenerate:
+    @hookimpl
+    def register_generators(self, register):
+        wrong = {"loud": lambda n, seed, layout: DotRunner()(n, seed, layout) * 255,
+                 "short": lambda n, seed, layout: DotRunner()(1, seed, layout)}  # fmt: skip
+        for name, runner in wrong.items():
+            register(MethodSpec(name=name, task="generate", load=lambda o, d, w, r=runner: r, description="test",
+                                input_size=SIZE, sizes=(SIZE,)))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "message"),
+    [("loud", "method loud returned values in [0, 255]"), ("short", "method short returned a (1, 3, 32, 32) tensor")],
+)
+def test_a_generator_breaking_its_contract_is_named_in_one_line(app, tmp_path, method, message):
+    get_host().register_object(LoudGenerate(), "loud")
+    result = run(app, "generate", "-m", method, "--count", "3", "-o", str(tmp_path / "g.png"))
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "g.png").exists()

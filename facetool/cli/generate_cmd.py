@@ -67,7 +67,9 @@ def register(app: typer.Typer) -> None:
             layout = read_layout(landmarks)
         elif like is not None:
             layout = _layout_like(like, spec, runner, size, detector, dev)
-        images = runner(count, seed, layout)
+        from ..methods import checked_images
+
+        images = checked_images(runner(count, seed, layout), count, None, name)
         _write(images, Path(output), folder, name, seed, protect=[p for p in (like, landmarks) if p is not None])
 
 
