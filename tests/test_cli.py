@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -182,3 +183,15 @@ def test_detect_face_number_past_the_faces_is_a_usage_error(sample_path):
     require_assets("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
     line = _one_line_error(invoke("detect", str(sample_path), "-d", "mtcnn", "--face", "5"), 2)
     assert "has 1 face(s)" in line
+
+
+def test_json_output_is_valid_unicode_for_a_file_name_that_is_not_utf8(capsys):
+    import os
+
+    from facetool.cli.common import print_json
+
+    name = os.fsdecode(b"lat\xe9.png")  # what Python makes of a Latin-1 file name: a lone surrogate
+    print_json({"image": name, "path": Path(name), "points": [[1, 2]]})
+    text = capsys.readouterr().out
+    text.encode("utf-8")  # no lone surrogate left: strict JSON readers take it
+    assert json.loads(text) == {"image": "lat\\xe9.png", "path": "lat\\xe9.png", "points": [[1, 2]]}

@@ -26,16 +26,34 @@ _NUMBER_LIST = re.compile(r"\[\s+([-+0-9.eE,\s]+?)\s+\]")
 
 def print_json(data: Any) -> None:
     """Indented JSON with innermost number lists on one line (a point is ``[x, y]``, not four lines)."""
-    text = json.dumps(data, indent=2, default=_jsonable)
+    text = json.dumps(_valid_text(data), indent=2, default=_jsonable)
     text = _NUMBER_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
     sys.stdout.write(text + "\n")
+
+
+def _valid_text(data: Any) -> Any:
+    """Strings as valid Unicode: a file name that is not UTF-8 reaches Python with lone surrogates, which strict JSON
+    parsers refuse; its odd bytes are written as ``\\xe9`` instead."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+            return data
+        except UnicodeEncodeError:
+            return data.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(data, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_valid_text(v) for v in data]
+    if isinstance(data, Path):
+        return _valid_text(str(data))
+    return data
 
 
 def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, Path):
-        return str(obj)
+        return _valid_text(str(obj))
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
