@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import kornia
 import numpy as np
@@ -231,6 +232,33 @@ def test_predictor_trains_and_round_trips(cartoons, split_cartoons, tmp_path, on
     loaded = load_predictor(path)
     images = torch.rand(2, 3, SIZE, SIZE)
     assert torch.allclose(loaded(images), predictor(images), atol=0.5)  # fp16 storage
+    from facetool_wgan_landmark.predictor import measure_predictor
+
+    measured = measure_predictor(path, split_cartoons, size=SIZE)  # the saved file, measured again
+    assert measured["test_items"] == record["test_items"]
+    assert measured["test_error"] == pytest.approx(record["test_error"], abs=2e-3)  # fp16 storage
+
+
+def test_layout_predictor_measures_the_shipped_files_without_training(split_cartoons, tmp_path, one_thread):
+    from typer.testing import CliRunner
+
+    from facetool.cli import build_app
+
+    def run(*args):
+        return CliRunner().invoke(build_app(), ["layout-predictor", "--cartoons", str(split_cartoons), *args])
+
+    result = run("--measure", "shipped")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(r["file"]).name for r in lines] == ["predictor.safetensors", "predictor-check.safetensors",
+        "predictor-colour.safetensors", "predictor-parts.safetensors", "predictor-parts-check.safetensors"]  # fmt: skip
+    held_out = len(json.loads((split_cartoons / "splits.json").read_text())["test"])
+    assert all(r["test_items"] == held_out and np.isfinite(r["test_error"]) for r in lines)
+    assert run("--measure", "shipped", "-o", str(tmp_path / "p.safetensors")).exit_code == 2
+    result = run()
+    assert result.exit_code == 2 and "--output FILE: where to write the predictor" in result.stderr
+    result = run("--measure", str(tmp_path / "none.safetensors"))
+    assert result.exit_code == 2 and "no such file" in result.stderr
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

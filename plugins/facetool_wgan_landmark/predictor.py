@@ -107,6 +107,26 @@ def train_predictor(cartoons: str | Path, *, steps: int = 2000, batch: int = 32,
     return predictor, record
 
 
+def shipped_predictor_paths() -> list[Path]:
+    """Every predictor file that ships (P, its check, colour, parts, the parts check), in the card's order."""
+    return [shipped_predictor_path(), check_predictor_path(), colour_predictor_path(), parts_predictor_path(),
+            parts_check_predictor_path()]  # fmt: skip
+
+
+def measure_predictor(path: str | Path, cartoons: str | Path, size: int = 128) -> dict[str, Any]:
+    """A saved predictor's layout error on a cartoon folder's test split (what training prints as ``test_error``)."""
+    folder = Path(cartoons)
+    if not (folder / "splits.json").is_file():
+        from facetool.errors import UsageError
+
+        raise UsageError(f"--cartoons {folder}: no splits.json; run facetool data split {folder} first")
+    test_x, test_l = _load_split(folder, "test", size)
+    with torch.no_grad():
+        error = layout_error(load_predictor(path)(test_x), test_l, size)
+    return {"file": str(path), "test_items": len(test_x), "test_error": round(error.mean().item(), 5),
+            "test_error_px": round(error.mean().item() * size, 3)}  # fmt: skip
+
+
 def save_predictor(predictor: LandmarkPredictor, path: str | Path, record: dict[str, Any]) -> None:
     from facetool.models.common import save_net_with_record
 
