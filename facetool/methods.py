@@ -94,10 +94,8 @@ class MethodSpec:
             raise bad(f"input_size {self.input_size} is not one of its sizes {tuple(self.sizes)}")
         if self.background not in ("photo", "white"):
             raise bad(f"background must be 'photo' or 'white', not {self.background!r}")
-        for field_name in ("options",):
-            value = getattr(self, field_name)
-            if value is not None and not (isinstance(value, type) and dataclasses.is_dataclass(value)):
-                raise bad(f"{field_name} must be a dataclass (or None), not {value!r}")
+        if self.options is not None and not (isinstance(self.options, type) and dataclasses.is_dataclass(self.options)):
+            raise bad(f"options must be a dataclass (or None), not {self.options!r}")
         if not callable(self.load):
             raise bad("load must be callable: load(options, device, weights) -> runner")
 

@@ -140,6 +140,7 @@ def output_paths(
 
 
 def is_folder(path: Path) -> bool:
+    """``path.is_dir()`` that is False, not an OSError, for a name the file system cannot hold."""
     try:
         return path.is_dir()
     except OSError:  # a name too long for the file system: not a folder (prepare_outputs names the problem)
