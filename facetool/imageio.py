@@ -467,12 +467,14 @@ def prepare_outputs(targets: Iterable[str | os.PathLike[str]], protect: Iterable
 
 def _check_name_length(p: Path) -> None:
     """UsageError for a file name longer than its folder takes (most: 255 bytes), found before any work."""
+    length = len(os.fsencode(p.name))
+    if length <= 143:  # the shortest limit in common use (eCryptfs): no need to ask the file system
+        return
     folder = next((q for q in (p.parent, *p.parent.parents) if q.is_dir()), Path("."))  # it may not exist yet
     try:
         limit = os.pathconf(folder, "PC_NAME_MAX")
     except (AttributeError, OSError, ValueError):  # Windows has no pathconf
         limit = 255
-    length = len(os.fsencode(p.name))
     if length > limit:
         raise UsageError(f"{p.name[:32]}…{p.suffix}: the file name is {length} bytes; its folder takes at most {limit}")
 

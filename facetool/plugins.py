@@ -42,7 +42,8 @@ class PluginInfo:
     disabled: bool = False  # installed, but FACETOOL_PLUGINS leaves it out
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr (plugin problems: the CLI goes on)."""
     print(f"warning: {message}", file=sys.stderr)
 
 
@@ -118,7 +119,7 @@ class Registry(Generic[T]):
                 owner = self._owner[name]
                 has = "registers it twice" if owner == plugin else f"plugin '{owner}' has that name"
                 message = f"plugin '{plugin}': {self.kind} '{name}' left out ({has}; rename it in the plugin)"
-                _warn(message)
+                warn(message)
                 info = self.host.info(plugin)
                 info.error = info.error or message.split(": ", 1)[1]
                 continue
@@ -128,21 +129,18 @@ class Registry(Generic[T]):
         self._items = items
         return items
 
-    def _check(self) -> dict[str, T]:
-        return self._collect()
-
     def names(self) -> list[str]:
-        return sorted(self._check())
+        return sorted(self._collect())
 
     def all(self) -> dict[str, T]:
-        return dict(sorted(self._check().items()))
+        return dict(sorted(self._collect().items()))
 
     def owner(self, name: str) -> str:
-        self._check()
+        self._collect()
         return self._owner[name]
 
     def get(self, name: str) -> T:
-        items = self._check()
+        items = self._collect()
         if name not in items:
             why = limited_note() or "see facetool plugins"
             known = ", ".join(sorted(items)) or f"none (no plugin registers a {self.kind}; {why})"
@@ -170,7 +168,7 @@ class PluginHost:
 
     def fail(self, plugin: str, where: str, err: BaseException) -> None:
         """One warning for a plugin that failed (its traceback too under --debug), recorded for facetool plugins."""
-        _warn(f"plugin '{plugin}' failed in {where}: {type(err).__name__}: {err}")
+        warn(f"plugin '{plugin}' failed in {where}: {type(err).__name__}: {err}")
         if _debugging():
             traceback.print_exception(err, file=sys.stderr)
         info = self.info(plugin)
@@ -207,7 +205,7 @@ class PluginHost:
                 other = self.plugins[ep.name].distribution
                 dist_name = getattr(getattr(ep, "dist", None), "metadata", {}).get("Name") if ep.dist else None
                 if dist_name != other:  # the same distribution seen twice on sys.path is harmless
-                    _warn(f"plugin name '{ep.name}' is provided by both {other} and {dist_name}; using {other}")
+                    warn(f"plugin name '{ep.name}' is provided by both {other} and {dist_name}; using {other}")
                 continue
             seen.add(ep.name)
             dist = getattr(ep, "dist", None)
@@ -223,12 +221,12 @@ class PluginHost:
                 self.pm.register(module, name=ep.name)
             except Exception as err:
                 info.error = f"import: {type(err).__name__}: {err}"
-                _warn(f"plugin '{ep.name}' ({ep.value}) failed to load: {type(err).__name__}: {err}")
+                warn(f"plugin '{ep.name}' ({ep.value}) failed to load: {type(err).__name__}: {err}")
                 if _debugging():
                     traceback.print_exception(err, file=sys.stderr)
         if allowed:
             for missing in sorted(allowed - seen - {"core"}):  # the core always loads
-                _warn(f"{ENV_PLUGINS} names '{missing}', but no installed plugin has that name")
+                warn(f"{ENV_PLUGINS} names '{missing}', but no installed plugin has that name")
         return self
 
     def register_object(self, plugin: object, name: str) -> None:
@@ -255,7 +253,7 @@ class PluginHost:
                     name = _command_name(entry)
                     if name in taken:
                         listing.remove(entry)
-                        _warn(f"plugin '{plugin}': command '{name}' left out (facetool already has one of that name)")
+                        warn(f"plugin '{plugin}': command '{name}' left out (facetool already has one of that name)")
                         info = self.info(plugin)
                         info.error = info.error or f"register_commands: command '{name}' left out (name taken)"
                     else:

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from ..device import resolve_device
         from ..imageio import IMAGE_SUFFIXES, prepare_outputs
-        from ..methods import resolve_weights
+        from ..methods import checked_images, resolve_weights
         from ..options import parse_options
         from ..pipeline import check_assets
 
@@ -67,8 +67,6 @@ def register(app: typer.Typer) -> None:
             layout = read_layout(landmarks)
         elif like is not None:
             layout = _layout_like(like, spec, runner, size, detector, dev)
-        from ..methods import checked_images
-
         images = checked_images(runner(count, seed, layout), count, None, name)
         _write(images, Path(output), folder, name, seed, protect=[p for p in (like, landmarks) if p is not None])
 

@@ -45,9 +45,7 @@ def companion_files(path: Path) -> tuple[Path, ...]:
 def mesh_exporters() -> dict[str, Any]:
     """Suffix -> the registered mesh exporter writing it (the core's and any plugin's). A suffix two exporters claim
     stays with facetool's own, else the first by name; the other is left out for it, with one warning."""
-    import sys
-
-    from ..plugins import get_host
+    from ..plugins import get_host, warn
 
     host = get_host()
     specs = [spec for spec in host.exporters.all().values() if spec.kind == "mesh"]
@@ -59,8 +57,7 @@ def mesh_exporters() -> dict[str, Any]:
                 chosen[suffix] = spec
             elif (spec.name, suffix) not in _WARNED:
                 _WARNED.add((spec.name, suffix))
-                print(f"warning: mesh exporter '{spec.name}' left out for {suffix} (exporter '{chosen[suffix].name}' "
-                      "writes it)", file=sys.stderr)  # fmt: skip
+                warn(f"mesh exporter '{spec.name}' left out for {suffix} (exporter '{chosen[suffix].name}' writes it)")
     return chosen
 
 
