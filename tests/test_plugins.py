@@ -136,6 +136,15 @@ def test_entry_point_that_fails_to_import_warns(monkeypatch, capsys):
     data = {p["name"]: p for p in json.loads(result.stdout)}
     assert "import" in data["ghost"]["error"]
     assert "dlib" in data and data["dlib"]["error"] is None
+    strict = CliRunner().invoke(app, ["plugins", "--strict"])  # a plugin author's CI: the failure is an exit code
+    assert strict.exit_code == 1 and "ghost" in strict.stdout
+    assert strict.stderr.strip() == "facetool: error: --strict: 1 plugin(s) with a problem: ghost (see their status)"
+
+
+def test_strict_passes_when_every_plugin_loads():
+    result = CliRunner().invoke(build_app(), ["plugins", "--strict", "--json"])
+    assert result.exit_code == 0, result.output
+    assert all(p["error"] is None for p in json.loads(result.stdout))
 
 
 def test_plugins_json_lists_builtins_through_entry_points(monkeypatch):

@@ -15,6 +15,8 @@ Plugins come from the [b]facetool[/b] entry-point group; FACETOOL_PLUGINS=a,b li
   facetool plugins
 
   facetool plugins --json
+
+  facetool plugins --strict   (exit 1 when a plugin failed to load or had a registration left out: for a plugin's CI)
 """
 
 DETECTORS_HELP = """List the face detectors: plugin, what they give, their -D settings and the assets they need.
@@ -38,15 +40,20 @@ METHODS_HELP = """List the methods (generators): task, template, input size, wei
 
 def register(app: typer.Typer) -> None:
     @app.command(help=PLUGINS_HELP)
-    def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    def plugins(
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+        strict: bool = typer.Option(False, "--strict", help="Exit 1 when any plugin has a problem (its status)."),
+    ) -> None:
         from rich.table import Table
         from rich.text import Text
 
         from ..plugins import get_host
 
         data = get_host().describe()
+        failing = [p["name"] for p in data if p["error"]]
         if as_json:
             print_json(data)
+            _check_strict(strict, failing)
             return
         table = Table("plugin", "version", "hooks", "registered", "status")
         for p in data:
@@ -56,6 +63,7 @@ def register(app: typer.Typer) -> None:
             status = Text(p["error"], style="red") if p["error"] else status
             table.add_row(p["name"], p["version"] or "", hooks, registered or "-", status)
         out.print(table)
+        _check_strict(strict, failing)
 
     @app.command(help=DETECTORS_HELP)
     def detectors(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -138,6 +146,13 @@ def register(app: typer.Typer) -> None:
                           m["description"])  # fmt: skip
         out.print(table)
         out.print("facetool methods NAME: one method's options and training options (-T) in full", highlight=False)
+
+
+def _check_strict(strict: bool, failing: list[str]) -> None:
+    if strict and failing:
+        from ..errors import FacetoolError
+
+        raise FacetoolError(f"--strict: {len(failing)} plugin(s) with a problem: {join(failing)} (see their status)")
 
 
 def _weights_line(m: dict) -> str:
