@@ -140,6 +140,9 @@ def test_like_without_a_face_says_the_predictor_read_the_layout(app, tmp_path):
         result = run(app, "generate", "-m", "reader", "--like", str(tiny), "-d", "blind", "-o", str(tmp_path / "t.png"))
         assert result.exit_code == 1 and "holds no face to take a layout from" in result.stderr, result.output
     assert not (tmp_path / "t.png").exists()
+    piped = CliRunner().invoke(app, ["generate", "-m", "reader", "--like", "-", "-d", "blind", "-o",
+                                     str(tmp_path / "s.png")], input=blank.read_bytes())  # fmt: skip
+    assert piped.exit_code == 0 and piped.stderr.startswith("--like -: blind found no face"), piped.output
 
 
 def test_usage_errors(app, tmp_path):

@@ -113,6 +113,28 @@ def test_usage_errors(photo):
     assert run("stylize", str(path), "-m", "identity", "-O", "x=1").exit_code == 2
 
 
+def test_a_photo_piped_in_as_dash(photo, tmp_path):
+    path, image = photo
+    data, out = path.read_bytes(), tmp_path / "piped.png"
+    result = CliRunner().invoke(build_app(), ["stylize", "-", "-m", "identity", "--size", "64", "-o", str(out)],
+                                input=data)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == f"- -> {out}"
+    assert np.abs(read_image(out).astype(int) - image).mean() < 1.5
+    folder = tmp_path / "into"
+    result = CliRunner().invoke(build_app(), ["stylize", "-", str(path), "-m", "identity", "--size", "64",
+                                              "-o", f"{folder}/"], input=data)  # fmt: skip
+    assert sorted(p.name for p in folder.iterdir()) == ["photo.identity.png", "stdin.identity.png"]
+    for args, given, code, message in [
+        (["stylize", "-", "-m", "identity"], data, 2, "standard input (-) has no folder to write beside: give -o"),
+        (["stylize", "-", "-", "-m", "identity", "-o", str(out)], data, 2, "- (standard input) can be given once"),
+        (["stylize", "-", "-m", "identity", "-o", str(out)], b"", 1, "-: standard input is empty"),
+        (["stylize", "-", "-m", "identity", "-o", str(out)], b"%PDF-1.4", 1, "-: standard input is not a picture"),
+    ]:
+        result = CliRunner().invoke(build_app(), args, input=given)
+        assert result.exit_code == code and message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
 def test_default_output_beside_input_and_several_inputs(photo, tmp_path):
     path, image = photo
     second = tmp_path / "second.png"

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from ..errors import PluginError, UsageError
+from ..errors import ImageError, PluginError, UsageError
 from ..outputs import is_own_output, own_output_markers
 
 T = TypeVar("T")
@@ -67,12 +67,22 @@ def progress(items: list[T], label: str) -> Iterator[T]:
     yield from track(items, description=label, console=err, transient=True)
 
 
+#: Pillow's format name -> the suffix a picture read from standard input is kept under.
+_STDIN_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif",
+                   "PPM": ".ppm", "MPO": ".jpg"}  # fmt: skip
+_stdin_files: set[Path] = set()
+
+
 def gather_inputs(items: list[str]) -> list[Path]:
     """The command's input files (see expand_inputs), leaving out of folders and globs the files facetool itself
     names as outputs — ``a.apdrawing.png``, ``a.cartoon.face1.png``, ``a.faces.png``, ``a.texture.png`` — so a
-    second run over a folder does not take the first run's results as photos. One stderr line says so."""
+    second run over a folder does not take the first run's results as photos. One stderr line says so.
+    ``-`` is the picture on standard input (once; the command then needs ``-o``: see :func:`output_paths`)."""
     from ..imageio import expand_inputs
 
+    if items.count("-") > 1:
+        raise UsageError("- (standard input) can be given once")
+    items = [str(read_stdin()) if item == "-" else item for item in items]
     markers = own_output_markers()
     skipped: list[Path] = []
     inputs = expand_inputs(items, skip=lambda p: is_own_output(p, markers), skipped=skipped)
@@ -86,6 +96,42 @@ def gather_inputs(items: list[str]) -> list[Path]:
             highlight=False,
         )
     return inputs
+
+
+def shown(path: Path) -> str:
+    """An input's name in messages and records: ``-`` for the picture read from standard input."""
+    return "-" if path in _stdin_files else str(path)
+
+
+def read_stdin() -> Path:
+    """Standard input's picture, kept in a private temporary folder (removed at exit) as ``stdin.<its format>``:
+    the commands read files, and a file's suffix and name are what their messages and outputs use."""
+    import atexit
+    import io
+    import shutil
+    import tempfile
+
+    stream = getattr(sys.stdin, "buffer", sys.stdin)
+    if stream is None or sys.stdin.isatty():
+        raise UsageError("-: standard input is a terminal; pipe a picture in (facetool stylize - -o out.png < a.jpg)")
+    data = stream.read()
+    if not data:
+        raise ImageError("-: standard input is empty")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            suffix = _STDIN_SUFFIXES.get(image.format or "")
+    except (UnidentifiedImageError, OSError):
+        suffix = None
+    if suffix is None:
+        raise ImageError("-: standard input is not a picture facetool reads (JPEG, PNG, WebP, GIF, BMP, TIFF, PPM)")
+    folder = Path(tempfile.mkdtemp(prefix="facetool-stdin-"))
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / f"stdin{suffix}"
+    path.write_bytes(data)
+    _stdin_files.add(path)
+    return path
 
 
 def task_method(method: str | None, task: str, size: int | None, weights: Path | None = None) -> tuple[str, Any, int]:
@@ -122,6 +168,8 @@ def output_paths(
     The option is taken as a str where it can be: a Path drops the trailing "/" that marks a folder to be made.
     """
     if out is None:
+        if any(p in _stdin_files for p in inputs):
+            raise UsageError("the picture from standard input (-) has no folder to write beside: give -o")
         return _unique([p.with_name(f"{p.stem}{suffix}{ext}") for p in inputs])
     text, path = str(out), Path(out)
     folder = text.endswith(("/", "\\")) or is_folder(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError
-from .common import err, gather_inputs, out, output_paths, print_json, progress
+from .common import err, gather_inputs, out, output_paths, print_json, progress, shown
 
 HELP = """Find faces: box, score, 5 points, and 68 points / 3D landmarks / head pose where the detector has them.
 
@@ -26,7 +26,7 @@ HELP = """Find faces: box, score, 5 points, and 68 points / 3D landmarks / head 
 def register(app: typer.Typer) -> None:
     @app.command(help=HELP, no_args_is_help=True)
     def detect(
-        images: list[str] = typer.Argument(..., help="Image files, folders or quoted globs."),
+        images: list[str] = typer.Argument(..., help="Image files, folders, quoted globs, or - (standard input)."),
         detector: str | None = typer.Option(None, "--detector", "-d", help="Detector name (see facetool plugins)."),
         detector_option: list[str] = typer.Option([], "--detector-option", "-D", help="Detector setting key=value."),
         face: str = typer.Option("all", "--face", help="all, largest, or a face number (0 = largest)."),
@@ -73,7 +73,7 @@ def _detect_all(inputs: list[Path], targets: list, name: str, model, choice) -> 
         try:
             image = read_image(path)
             # no face at all is an answer of detect; a --face past them is not
-            faces = chosen_faces(detect_faces(model, image, name), choice, str(path))
+            faces = chosen_faces(detect_faces(model, image, name), choice, shown(path))
             if target is not None:
                 write_image(target, annotate(image, faces), protect=inputs)
         except FacetoolError as error:
@@ -82,7 +82,7 @@ def _detect_all(inputs: list[Path], targets: list, name: str, model, choice) -> 
             failures.append(str(error))
             err.print(f"skipped: {error}", highlight=False)
             continue
-        record = {"image": str(path), "width": image.shape[1], "height": image.shape[0], "detector": name,
+        record = {"image": shown(path), "width": image.shape[1], "height": image.shape[0], "detector": name,
                   "faces": [f.to_dict() for f in faces]}  # fmt: skip
         if target is not None:
             record["annotated"] = str(target)

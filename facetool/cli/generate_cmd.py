@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, is_folder, out, task_method
+from .common import err, is_folder, out, read_stdin, shown, task_method
 
 HELP = """Generate faces from noise with a generate method, optionally shaped like a given layout.
 
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
     def generate(
         method: str | None = typer.Option(None, "--method", "-m", help="Generate method (default: the first)."),
         landmarks: Path | None = typer.Option(None, "--landmarks", help="Layout JSON file (see --help)."),
-        like: Path | None = typer.Option(None, "--like", help="Take the layout from this image's largest face."),
+        like: Path | None = typer.Option(None, "--like", help="Layout from this image's largest face (-: stdin)."),
         count: int = typer.Option(1, "--count", "-n", min=1, max=1024, help="How many images."),
         seed: int = typer.Option(0, "--seed", min=0, help="Seed of the noise: same seed, same images."),
         # A str, not a Path: a Path drops the trailing "/" that marks a folder still to be made.
@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
 
         if landmarks is not None and like is not None:
             raise UsageError("give --landmarks or --like, not both")
+        if like is not None and str(like) == "-":
+            like = read_stdin()
         name, spec, size = task_method(method, "generate", size, weights)
         options = parse_options(spec.options, option, f"method {name}")
         folder = output.endswith(("/", "\\")) or is_folder(Path(output))
@@ -80,11 +82,11 @@ def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None
     from ..imageio import read_image
     from ..pipeline import close_detector, detect_faces, load_detector
 
-    image = read_image(image_path)
+    image, name = read_image(image_path), shown(image_path)
     height, width = image.shape[:2]
     if min(height, width) < LIKE_MIN_SIDE or max(height, width) > LIKE_MAX_ASPECT * min(height, width):
         # No face or drawing of one fits there, and the predictor would read a layout from anything.
-        raise FacetoolError(f"--like {image_path}: a {width}×{height} picture holds no face to take a layout from "
+        raise FacetoolError(f"--like {name}: a {width}×{height} picture holds no face to take a layout from "
                             f"(at least {LIKE_MIN_SIDE} px a side, at most {LIKE_MAX_ASPECT}:1)")  # fmt: skip
     det_spec, det = load_detector(detector, [], device)
     try:
@@ -95,9 +97,9 @@ def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None
         return layout_from_face(faces[0], spec.template, size)
     predict = getattr(runner, "layout_from_image", None)
     if predict is None:
-        raise FacetoolError(f"--like {image_path}: no face found (try another --detector)")
+        raise FacetoolError(f"--like {name}: no face found (try another --detector)")
     # The predictor reads a layout from any picture, a blank one too: say which reader gave it.
-    err.print(f"--like {image_path}: {det_spec.name} found no face; the layout is the one the method's predictor "
+    err.print(f"--like {name}: {det_spec.name} found no face; the layout is the one the method's predictor "
               "reads, as from a drawing", highlight=False)  # fmt: skip
     return predict(image)
 

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, gather_inputs, out, output_paths, progress, task_method
+from .common import err, gather_inputs, out, output_paths, progress, shown, task_method
 
 HELP = """Rebuild a 3D face mesh from a photo with a reconstruct method.
 
@@ -32,7 +32,7 @@ OpenGL library (OSMesa, EGL or X), and without one says so in one line after the
 def register(app: typer.Typer) -> None:
     @app.command(help=HELP, no_args_is_help=True)
     def reconstruct(
-        images: list[str] = typer.Argument(..., help="Image files, folders or quoted globs."),
+        images: list[str] = typer.Argument(..., help="Image files, folders, quoted globs, or - (standard input)."),
         method: str | None = typer.Option(None, "--method", "-m", help="Reconstruct method (default: the first)."),
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
         output: str | None = typer.Option(
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
                     meshes = [f"{p} ({m.vertices.shape[0]} vertices, {m.faces.shape[0]} faces)" for p, m in written]
                     if preview is not None:
                         meshes += map(str, _previews([p for p, _ in written], preview, inputs))
-                    out.print(f"{path} -> {', '.join(meshes)}", highlight=False)
+                    out.print(f"{shown(path)} -> {', '.join(meshes)}", highlight=False)
                 except FacetoolError as error:
                     if len(inputs) == 1:
                         raise
@@ -100,7 +100,7 @@ def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir,
     faces = None
     if det is not None:
         found = detect_faces(det, image, det_spec.name)
-        faces = choose_faces(found, choice, str(path), image.shape, det_spec.name, getattr(det, "options", None))
+        faces = choose_faces(found, choice, shown(path), image.shape, det_spec.name, getattr(det, "options", None))
     results = reconstruct_photo(image, runner, spec.template, faces, size, dev)
     written = []
     for index, result in enumerate(results):

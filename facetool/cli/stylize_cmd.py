@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, gather_inputs, out, output_paths, progress, task_method
+from .common import err, gather_inputs, out, output_paths, progress, shown, task_method
 
 HELP = """Turn portrait photos into drawings, cartoons or constructions with a stylize method.
 
@@ -29,7 +29,7 @@ Use --crop for the aligned result alone, --face to choose faces, --aligned when 
 def register(app: typer.Typer) -> None:
     @app.command(help=HELP, no_args_is_help=True)
     def stylize(
-        images: list[str] = typer.Argument(..., help="Image files, folders or quoted globs."),
+        images: list[str] = typer.Argument(..., help="Image files, folders, quoted globs, or - (standard input)."),
         method: str | None = typer.Option(None, "--method", "-m", help="Stylize method (default: the first)."),
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
         hair: str | None = typer.Option(None, "--hair", help="Hair colour, for methods that take one (= -O hair=…)."),
@@ -141,7 +141,7 @@ def _stylize_all(
             if det is not None:
                 found = detect_faces(det, image, det_spec.name)
                 options = getattr(det, "options", None)  # the hint reads its min-face
-                faces = choose_faces(found, choice, str(path), image.shape, det_spec.name, options)
+                faces = choose_faces(found, choice, shown(path), image.shape, det_spec.name, options)
             results = stylize_photo(image, runner, spec.template, faces, size, crop=crop,
                                     background=background, device=dev, foreground=foreground,
                                     method=spec.name)  # fmt: skip
@@ -154,7 +154,7 @@ def _stylize_all(
                     n += 1
                 written_in_run.add(dest)
                 written.append(write_image(dest, result, protect=inputs))
-            out.print(f"{path} -> {', '.join(map(str, written))}", highlight=False)
+            out.print(f"{shown(path)} -> {', '.join(map(str, written))}", highlight=False)
         except FacetoolError as error:
             if len(inputs) == 1:
                 raise
