@@ -54,12 +54,14 @@ def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, wa
     edge_cut = 1.0 if variant in ("local", "affine") else 0.0  # the tight-crop augmentation, both fills
     options = spec.train.options(variant=variant, g_base=4, g_blocks=1, d_base=4, edge_cut=edge_cut,
                                  edge_fill="edge-colour" if variant == "affine" else "border", pair=pair,
-                                 warp=warp, upsample=upsample)  # fmt: skip
+                                 warp=warp, upsample=upsample,
+                                 lambda_pair=10.0 if pair == "layout" else 0.0)  # fmt: skip
     run = run_training(spec, tmp_path / variant, data=list(domains), steps=1, batch_size=2, size=SIZE,
                        options=options)  # fmt: skip
     losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
     assert {"G_cartoon", "G_photo", "cycle", "D_cartoon", "D_photo"} <= set(losses)
     assert ({"landmark", "local", "D_eyes", "D_nose", "D_mouth"} <= set(losses)) == (variant == "local")
+    assert ("pair_l1" in losses) == (pair == "layout")
     assert all(np.isfinite(v) for v in losses.values()) and run.weights.is_file()
     runner = spec.load(spec.options(hair="grey"), "cpu", run.weights)
     out = runner(torch.rand(2, 3, SIZE, SIZE), torch.tensor([POINTS, POINTS]))
@@ -71,6 +73,14 @@ def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, wa
 def test_train_options_refuse_an_unknown_choice_by_name(key, value):
     with pytest.raises(ValueError, match=f"{key} must be one of"):
         CartoonTrainOptions(**{key: value})
+
+
+def test_the_pair_l1_is_approach_b_only():
+    with pytest.raises(ValueError, match="lambda-pair is approach B's"):
+        CartoonTrainOptions(variant="local", lambda_pair=1.0)
+    with pytest.raises(ValueError, match="pair-scale"):
+        CartoonTrainOptions(variant="affine", lambda_pair=1.0, pair_scale=0)
+    assert CartoonTrainOptions(variant="affine", lambda_pair=1.0).lambda_pair == 1.0
 
 
 def test_hair_labels_map_to_classes_and_unmeasured_hair_counts_as_brown():
