@@ -155,6 +155,9 @@ class PluginHost:
         self.pm = pluggy.PluginManager("facetool")
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
+        #: Problems that belong to no loaded plugin (a FACETOOL_PLUGINS name nothing has, an entry-point name two
+        #: distributions give): warned at load, and failures of ``facetool plugins --strict``.
+        self.problems: list[str] = []
         self._loaded = False
         self.detectors: Registry[Any] = Registry(self, "register_detectors", "detector")
         self.generators: Registry[Any] = Registry(self, "register_generators", "method")
@@ -196,16 +199,19 @@ class PluginHost:
         self.plugins["core"] = PluginInfo(name="core", module="facetool.builtin", distribution="facetool")
         allowed = self.allowed()
         seen: set[str] = set()
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        # facetool's own distribution first among entry points of one name, so another package cannot replace one
+        # of its plugins by reusing the name (the registries keep built-in names for the same reason).
+        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+        for ep in sorted(entry_points, key=lambda e: (e.name, _dist(e) != "facetool")):
             if allowed is not None and ep.name not in allowed:
                 if ep.name not in self.plugins:  # listed by facetool plugins as off, never imported
                     self.plugins[ep.name] = PluginInfo(name=ep.name, module=ep.value, disabled=True)
                 continue
             if ep.name in seen:
                 other = self.plugins[ep.name].distribution
-                dist_name = getattr(getattr(ep, "dist", None), "metadata", {}).get("Name") if ep.dist else None
-                if dist_name != other:  # the same distribution seen twice on sys.path is harmless
-                    warn(f"plugin name '{ep.name}' is provided by both {other} and {dist_name}; using {other}")
+                if _dist(ep) != other:  # the same distribution seen twice on sys.path is harmless
+                    clash = f"is provided by both {other} and {_dist(ep) or 'another package'}; using {other}"
+                    self._problem(f"plugin name '{ep.name}' {clash}")
                 continue
             seen.add(ep.name)
             dist = getattr(ep, "dist", None)
@@ -219,6 +225,7 @@ class PluginHost:
             try:
                 module = ep.load()
                 self.pm.register(module, name=ep.name)
+                self._check_hook_names(ep.name)
             except Exception as err:
                 info.error = f"import: {type(err).__name__}: {err}"
                 warn(f"plugin '{ep.name}' ({ep.value}) failed to load: {type(err).__name__}: {err}")
@@ -226,13 +233,29 @@ class PluginHost:
                     traceback.print_exception(err, file=sys.stderr)
         if allowed:
             for missing in sorted(allowed - seen - {"core"}):  # the core always loads
-                warn(f"{ENV_PLUGINS} names '{missing}', but no installed plugin has that name")
+                self._problem(f"{ENV_PLUGINS} names '{missing}', but no installed plugin has that name")
         return self
+
+    def _problem(self, message: str) -> None:
+        warn(message)
+        self.problems.append(message)
+
+    def _check_hook_names(self, name: str) -> None:
+        """A hook implementation whose name is no facetool hook (``register_detector``) is never called: say so."""
+        plugin = self.pm.get_plugin(name)
+        unknown = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [] if c.spec is None)
+        if unknown:
+            known = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("register_")))
+            message = f"unknown hook {', '.join(unknown)} (facetool's hooks: {known})"
+            warn(f"plugin '{name}': {message}")
+            info = self.info(name)
+            info.error = info.error or message
 
     def register_object(self, plugin: object, name: str) -> None:
         """Register an in-process plugin (tests, notebooks); it shows in ``facetool plugins`` like any other."""
         self.pm.register(plugin, name=name)
         self.plugins.setdefault(name, PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin))))
+        self._check_hook_names(name)
 
     def call_commands(self, app: Any) -> None:
         """Each plugin's ``register_commands``; a command or group named like one already on ``app`` (facetool's own,
@@ -283,6 +306,12 @@ class PluginHost:
                 }
             )
         return out
+
+
+def _dist(ep: metadata.EntryPoint) -> str | None:
+    """The name of the distribution an entry point comes from (None when unknown)."""
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else None
 
 
 def _command_name(entry: Any) -> str | None:

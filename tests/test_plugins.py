@@ -138,7 +138,42 @@ def test_entry_point_that_fails_to_import_warns(monkeypatch, capsys):
     assert "dlib" in data and data["dlib"]["error"] is None
     strict = CliRunner().invoke(app, ["plugins", "--strict"])  # a plugin author's CI: the failure is an exit code
     assert strict.exit_code == 1 and "ghost" in strict.stdout
-    assert strict.stderr.strip() == "facetool: error: --strict: 1 plugin(s) with a problem: ghost (see their status)"
+    assert strict.stderr.strip() == "facetool: error: --strict: 1 problem(s): plugin 'ghost'"
+
+
+def test_an_entry_point_name_of_facetools_own_stays_facetools(monkeypatch):
+    impostor = metadata.EntryPoint(name="mtcnn", value="facetool_no_such_module", group="facetool")
+    real = metadata.entry_points
+
+    def fake(**kw):  # the impostor listed first: the order entry points come in must not decide
+        return [impostor, *real(**kw)] if kw.get("group") == "facetool" else real(**kw)
+
+    monkeypatch.setenv("FACETOOL_PLUGINS", "mtcnn")
+    monkeypatch.setattr(metadata, "entry_points", fake)
+    host = PluginHost().load()
+    assert host.plugins["mtcnn"].distribution == "facetool" and host.plugins["mtcnn"].error is None
+    assert host.problems == ["plugin name 'mtcnn' is provided by both facetool and another package; using facetool"]
+
+
+class _Misspelled:
+    @hookimpl
+    def register_detector(self, register):  # no such hook: register_detectors
+        raise AssertionError("never called")
+
+
+def test_an_unknown_hook_name_is_the_plugins_problem(monkeypatch, capsys):
+    host = _host(monkeypatch)
+    host.register_object(_Misspelled(), "typo")
+    err = capsys.readouterr().err
+    assert "plugin 'typo': unknown hook register_detector (facetool's hooks: register_assets, " in err
+    assert {p["name"]: p for p in host.describe()}["typo"]["error"].startswith("unknown hook register_detector")
+
+
+def test_strict_fails_on_a_plugin_name_nothing_installs(monkeypatch):
+    monkeypatch.setenv("FACETOOL_PLUGINS", "mtcnn,nosuch")
+    result = CliRunner().invoke(build_app(), ["plugins", "--strict"])
+    assert result.exit_code == 1
+    assert "--strict: 1 problem(s): FACETOOL_PLUGINS names 'nosuch', but no installed plugin" in result.stderr
 
 
 def test_strict_passes_when_every_plugin_loads():

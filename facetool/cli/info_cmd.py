@@ -16,7 +16,8 @@ Plugins come from the [b]facetool[/b] entry-point group; FACETOOL_PLUGINS=a,b li
 
   facetool plugins --json
 
-  facetool plugins --strict   (exit 1 when a plugin failed to load or had a registration left out: for a plugin's CI)
+  facetool plugins --strict   (exit 1 on any problem: a plugin that failed to load, a registration left out,
+  an unknown hook name, FACETOOL_PLUGINS naming no installed plugin; for a plugin's CI)
 """
 
 DETECTORS_HELP = """List the face detectors: plugin, what they give, their -D settings and the assets they need.
@@ -49,8 +50,9 @@ def register(app: typer.Typer) -> None:
 
         from ..plugins import get_host
 
-        data = get_host().describe()
-        failing = [p["name"] for p in data if p["error"]]
+        host = get_host()
+        data = host.describe()
+        failing = [f"plugin '{p['name']}'" for p in data if p["error"]] + host.problems
         if as_json:
             print_json(data)
             _check_strict(strict, failing)
@@ -152,7 +154,7 @@ def _check_strict(strict: bool, failing: list[str]) -> None:
     if strict and failing:
         from ..errors import FacetoolError
 
-        raise FacetoolError(f"--strict: {len(failing)} plugin(s) with a problem: {join(failing)} (see their status)")
+        raise FacetoolError(f"--strict: {len(failing)} problem(s): {'; '.join(failing)}")
 
 
 def _weights_line(m: dict) -> str:
