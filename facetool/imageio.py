@@ -177,6 +177,42 @@ def read_image_with_info(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict
     return array, info
 
 
+#: Magic bytes of the picture formats a stream is read to its end for, even when its first bytes alone do not
+#: open (a JPEG's EXIF and colour profile can run past them). Anything else must open from its first bytes.
+_PICTURE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"P1", b"P2", b"P3", b"P4",
+                  b"P5", b"P6", b"\x00\x00\x01\x00")  # fmt: skip
+
+
+def looks_like_picture(head: bytes) -> bool:
+    """Whether the first bytes of a stream start a picture (by magic bytes, or Pillow opening them)."""
+    if head.startswith(_PICTURE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[4:8] == b"ftyp":
+        return True
+    return picture_suffix(head) is not None
+
+
+def picture_suffix(data: bytes) -> str | None:
+    """The file suffix for a picture held in ``data`` (its format read by Pillow, sizes not checked: the reading
+    of the file checks them with facetool's limit), or None when Pillow does not read it."""
+    import io
+
+    with _PIL_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                fmt = im.format
+        except Exception:  # noqa: BLE001 - any failure to open means: not a picture Pillow reads
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved_limit
+    common = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "GIF": ".gif"}
+    if fmt in common:
+        return common[fmt]
+    by_format = {f: ext for ext, f in sorted(Image.registered_extensions().items(), reverse=True)}
+    return by_format.get(fmt or "")
+
+
 def _check_readable_file(p: Path) -> None:
     # Stat first: clearer messages than Pillow's, and we never open a FIFO or device (open would block).
     try:

@@ -130,9 +130,20 @@ def test_a_photo_piped_in_as_dash(photo, tmp_path):
         (["stylize", "-", "-", "-m", "identity", "-o", str(out)], data, 2, "- (standard input) can be given once"),
         (["stylize", "-", "-m", "identity", "-o", str(out)], b"", 1, "-: standard input is empty"),
         (["stylize", "-", "-m", "identity", "-o", str(out)], b"%PDF-1.4", 1, "-: standard input is not a picture"),
+        (["stylize", "-", "-m", "identity", "-o", str(out)], bytes(8 << 20), 1, "-: standard input is not a picture"),
+        (["stylize", "-", "-m", "identity", "-o", str(out)], data[: len(data) // 2], 1, "-: image is truncated"),
     ]:
         result = CliRunner().invoke(build_app(), args, input=given)
         assert result.exit_code == code and message in result.stderr and len(result.stderr.splitlines()) == 1
+        assert result.stderr.startswith(("facetool: error: -:", "facetool: error: the picture", "facetool: error: - "))
+    dash = tmp_path / "-"  # a file of that name is reached as ./- and named so
+    dash.write_bytes(data)
+    result = CliRunner().invoke(build_app(), ["stylize", str(dash), "-m", "identity", "--size", "64",
+                                              "-o", str(tmp_path / "d.png")])  # fmt: skip
+    assert result.exit_code == 0 and result.stdout.startswith(f"{dash} -> ")
+    from facetool.cli.common import shown
+
+    assert shown(Path("-")) == "./-"  # "-" given in its own folder as ./- : not to be read as standard input
 
 
 def test_default_output_beside_input_and_several_inputs(photo, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -67,21 +68,21 @@ def progress(items: list[T], label: str) -> Iterator[T]:
     yield from track(items, description=label, console=err, transient=True)
 
 
-#: Pillow's format name -> the suffix a picture read from standard input is kept under.
-_STDIN_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif",
-                   "PPM": ".ppm", "MPO": ".jpg"}  # fmt: skip
 _stdin_files: set[Path] = set()
 
 
-def gather_inputs(items: list[str]) -> list[Path]:
+def gather_inputs(items: list[str], writes_beside: bool = False) -> list[Path]:
     """The command's input files (see expand_inputs), leaving out of folders and globs the files facetool itself
     names as outputs — ``a.apdrawing.png``, ``a.cartoon.face1.png``, ``a.faces.png``, ``a.texture.png`` — so a
     second run over a folder does not take the first run's results as photos. One stderr line says so.
-    ``-`` is the picture on standard input (once; the command then needs ``-o``: see :func:`output_paths`)."""
+    ``-`` is the picture on standard input, once; ``writes_beside``: the command would write its results beside
+    the inputs (no ``-o``), which a picture from standard input has no place for."""
     from ..imageio import expand_inputs
 
     if items.count("-") > 1:
         raise UsageError("- (standard input) can be given once")
+    if "-" in items and writes_beside:  # said before standard input is read
+        raise UsageError(STDIN_NEEDS_OUTPUT)
     items = [str(read_stdin()) if item == "-" else item for item in items]
     markers = own_output_markers()
     skipped: list[Path] = []
@@ -98,40 +99,88 @@ def gather_inputs(items: list[str]) -> list[Path]:
     return inputs
 
 
+STDIN_NEEDS_OUTPUT = "the picture from standard input (-) has no folder to write beside: give -o"
+STDIN_CHUNK = 1 << 20
+
+
 def shown(path: Path) -> str:
-    """An input's name in messages and records: ``-`` for the picture read from standard input."""
-    return "-" if path in _stdin_files else str(path)
+    """An input's name in messages and records: ``-`` for the picture read from standard input (and ``./-`` for a
+    file of that name)."""
+    if path in _stdin_files:
+        return "-"
+    return f".{os.sep}-" if str(path) == "-" else str(path)
 
 
 def read_stdin() -> Path:
-    """Standard input's picture, kept in a private temporary folder (removed at exit) as ``stdin.<its format>``:
-    the commands read files, and a file's suffix and name are what their messages and outputs use."""
+    """Standard input's picture, kept in a private temporary folder (removed at exit, SIGTERM included) as
+    ``stdin.<its format>``: the commands read files. From then on, stderr names that file ``-``.
+
+    Read to its end only when its first bytes start a picture, and never past the most bytes a picture within the
+    pixel limit (``FACETOOL_MAX_PIXELS``) can take; the pixel limit itself is checked when the file is read."""
     import atexit
-    import io
     import shutil
     import tempfile
 
-    stream = getattr(sys.stdin, "buffer", sys.stdin)
-    if stream is None or sys.stdin.isatty():
-        raise UsageError("-: standard input is a terminal; pipe a picture in (facetool stylize - -o out.png < a.jpg)")
-    data = stream.read()
-    if not data:
-        raise ImageError("-: standard input is empty")
-    from PIL import Image, UnidentifiedImageError
+    from ..imageio import looks_like_picture, max_pixels, picture_suffix
 
+    if sys.stdin is None:
+        raise UsageError("-: standard input is closed; pipe a picture in (< photo.jpg)")
+    if sys.stdin.isatty():
+        raise UsageError("-: standard input is a terminal; pipe a picture in (< photo.jpg)")
+    stream = getattr(sys.stdin, "buffer", sys.stdin)
+    limit = max_pixels() * 8 + 64 * STDIN_CHUNK  # 16-bit RGBA, uncompressed, plus room for metadata
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            suffix = _STDIN_SUFFIXES.get(image.format or "")
-    except (UnidentifiedImageError, OSError):
-        suffix = None
+        head = stream.read(64 * 1024)
+        if not head:
+            raise ImageError("-: standard input is empty")
+        if not looks_like_picture(head):
+            raise ImageError("-: standard input is not a picture facetool reads")
+        chunks, total = [head], len(head)
+        while chunk := stream.read(STDIN_CHUNK):
+            total += len(chunk)
+            if total > limit:
+                raise ImageError(f"-: standard input is over {limit // STDIN_CHUNK:,} MB, more than a picture within "
+                                 "the pixel limit can be (set FACETOOL_MAX_PIXELS to raise it)")  # fmt: skip
+            chunks.append(chunk)
+    except OSError as err:
+        raise ImageError(f"-: cannot read standard input ({err.strerror or err})") from None
+    data = b"".join(chunks)
+    suffix = picture_suffix(data)
     if suffix is None:
-        raise ImageError("-: standard input is not a picture facetool reads (JPEG, PNG, WebP, GIF, BMP, TIFF, PPM)")
+        raise ImageError("-: standard input is not a picture facetool reads")
     folder = Path(tempfile.mkdtemp(prefix="facetool-stdin-"))
     atexit.register(shutil.rmtree, folder, True)
+    _exit_on_sigterm()
     path = folder / f"stdin{suffix}"
     path.write_bytes(data)
     _stdin_files.add(path)
+    sys.stderr = _Renamed(sys.stderr, str(path), "-")
     return path
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (timeout, kill) ends the process through ``sys.exit``, so the exit handlers remove the copy of the
+    user's picture; left alone, it kills the process with the copy still in the temporary folder."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+class _Renamed:
+    """A text stream that writes ``old`` as ``new``: stderr names standard input's temporary copy ``-``, whichever
+    part of facetool (or a library) prints the name."""
+
+    def __init__(self, stream: Any, old: str, new: str) -> None:
+        self._stream, self._old, self._new = stream, old, new
+
+    def write(self, text: str) -> int:
+        self._stream.write(text.replace(self._old, self._new))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def task_method(method: str | None, task: str, size: int | None, weights: Path | None = None) -> tuple[str, Any, int]:
@@ -169,7 +218,7 @@ def output_paths(
     """
     if out is None:
         if any(p in _stdin_files for p in inputs):
-            raise UsageError("the picture from standard input (-) has no folder to write beside: give -o")
+            raise UsageError(STDIN_NEEDS_OUTPUT)
         return _unique([p.with_name(f"{p.stem}{suffix}{ext}") for p in inputs])
     text, path = str(out), Path(out)
     folder = text.endswith(("/", "\\")) or is_folder(path)

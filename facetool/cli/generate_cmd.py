@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
     def generate(
         method: str | None = typer.Option(None, "--method", "-m", help="Generate method (default: the first)."),
         landmarks: Path | None = typer.Option(None, "--landmarks", help="Layout JSON file (see --help)."),
-        like: Path | None = typer.Option(None, "--like", help="Layout from this image's largest face (-: stdin)."),
+        # A str: Path("./-") would read as "-" (standard input), not the file of that name.
+        like_arg: str | None = typer.Option(None, "--like", help="Layout from this image's largest face (-: stdin)."),
         count: int = typer.Option(1, "--count", "-n", min=1, max=1024, help="How many images."),
         seed: int = typer.Option(0, "--seed", min=0, help="Seed of the noise: same seed, same images."),
         # A str, not a Path: a Path drops the trailing "/" that marks a folder still to be made.
@@ -48,10 +49,9 @@ def register(app: typer.Typer) -> None:
         from ..options import parse_options
         from ..pipeline import check_assets
 
-        if landmarks is not None and like is not None:
+        if landmarks is not None and like_arg is not None:
             raise UsageError("give --landmarks or --like, not both")
-        if like is not None and str(like) == "-":
-            like = read_stdin()
+        like = Path(like_arg) if like_arg not in (None, "-") else None  # standard input is read once all else fits
         name, spec, size = task_method(method, "generate", size, weights)
         options = parse_options(spec.options, option, f"method {name}")
         folder = output.endswith(("/", "\\")) or is_folder(Path(output))
@@ -59,6 +59,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"-o {output}: give an image file (.png, .jpg, …: a grid) or a folder (ending in /)")
         targets = [Path(output) / f"{name}-seed{seed}-{i:03d}.png" for i in range(count)] if folder else [Path(output)]
         prepare_outputs(targets, protect=[p for p in (like, landmarks) if p is not None])
+        if like_arg == "-":
+            like = read_stdin()
         dev = resolve_device(device)
         check_assets(spec.assets)
         runner = spec.load(options, dev, resolve_weights(spec, weights))

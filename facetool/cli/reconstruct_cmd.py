@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         name, spec, size = task_method(method, "reconstruct", size, weights)
         formats = mesh_exporters()
         choice = parse_face_choice(face)
-        inputs = gather_inputs(images)
+        inputs = gather_inputs(images, writes_beside=output is None)
         if preview is not None and (preview.suffix.lower() != ".png" or len(inputs) != 1):
             raise UsageError("--preview takes a .png path and one input image")
         # A folder gets .ply files; a file's suffix picks the format (output_paths refuses unknown ones up front).

@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         choice = parse_face_choice(face)
         option = list(option) + _shorthand(spec, name, hair=hair, variant=variant)
         options = parse_options(spec.options, option, f"method {name}")
-        inputs = gather_inputs(images)
+        inputs = gather_inputs(images, writes_beside=output is None)
         if mask is not None and len(inputs) != 1:
             raise UsageError("--mask is the person mask of one photo: give a single input with it")
         targets = output_paths(inputs, output, f".{name}", ".png", IMAGE_SUFFIXES)
