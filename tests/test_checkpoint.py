@@ -361,11 +361,13 @@ def test_sigkill_never_leaves_a_half_written_latest(tmp_path: Path) -> None:
     pauses = random.Random(2024)
     leftovers_seen = 0
     steps_seen = []
-    for _ in range(6):
+    for kill in range(40):  # 6 kills at least; more, with longer pauses, while a loaded CPU has saved nothing yet
+        if kill >= 6 and steps_seen[-1] > 0 and leftovers_seen:
+            break
         first_step = read_state(tmp_path).step + 1
         child = context.Process(target=_save_forever, args=(tmp_path, first_step, nets, optimizers), daemon=True)
         child.start()
-        time.sleep(pauses.uniform(0.05, 0.5))
+        time.sleep(pauses.uniform(0.05, 0.5) * (1 + kill // 6))
         child.kill()
         child.join()
         assert child.exitcode == -signal.SIGKILL
