@@ -92,6 +92,14 @@ def test_bad_inputs_give_one_line_and_leave_files_alone(bad_inputs):
     assert _digest(folder) == before
 
 
+def test_a_newline_in_a_file_name_is_written_escaped_in_the_error_line(tmp_path):
+    odd = tmp_path / "two\nlines.jpg"
+    odd.write_bytes(b"this is not an image, just text\n" * 10)
+    result = invoke("detect", str(odd))
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"facetool: error: {tmp_path}/two\\nlines.jpg: not an image file")
+
+
 def test_unwritable_output_and_self_overwrite(tmp_path, sample_path):
     from conftest import require_assets
 

@@ -86,7 +86,9 @@ def build_app() -> typer.Typer:
 
 def _fail(message: str, code: int) -> int:
     # One line, always: wrapped library errors (torch's unpickler, OpenVINO) can carry paragraphs.
-    lines = [line.strip() for line in str(message).splitlines() if line.strip()] or ["unknown error"]
+    from .common import escape_names
+
+    lines = [line.strip() for line in escape_names(str(message)).splitlines() if line.strip()] or ["unknown error"]
     more = " (…)" if len(lines) > 1 else ""
     print(f"facetool: error: {lines[0]}{more}", file=sys.stderr)
     return code

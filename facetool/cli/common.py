@@ -69,6 +69,14 @@ def progress(items: list[T], label: str) -> Iterator[T]:
 
 
 _stdin_files: set[Path] = set()
+_escaped_names: dict[str, str] = {}
+
+
+def escape_names(message: str) -> str:
+    """``message`` with the inputs' names that hold control characters (a newline) written escaped, as ``a\\nb.jpg``."""
+    for raw, escaped in _escaped_names.items():
+        message = message.replace(raw, escaped)
+    return message
 
 
 def gather_inputs(items: list[str], writes_beside: bool = False) -> list[Path]:
@@ -87,6 +95,10 @@ def gather_inputs(items: list[str], writes_beside: bool = False) -> list[Path]:
     markers = own_output_markers()
     skipped: list[Path] = []
     inputs = expand_inputs(items, skip=lambda p: is_own_output(p, markers), skipped=skipped)
+    for path in inputs:
+        text = str(path)
+        if any(ord(c) < 32 for c in text):  # a newline in a name would cut the one error line short
+            _escaped_names[text] = ascii(text)[1:-1]
     # Counted once each, and not at all when also named on its own (then it is taken).
     taken = {p.resolve() for p in inputs}
     skipped = list({p.resolve(): p for p in skipped if p.resolve() not in taken}.values())
