@@ -98,6 +98,10 @@ def test_a_newline_in_a_file_name_is_written_escaped_in_the_error_line(tmp_path)
     result = invoke("detect", str(odd))
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"facetool: error: {tmp_path}/two\\nlines.jpg: not an image file")
+    for args in (["detect", str(tmp_path / "no\nsuch.jpg")], ["generate", "--like", str(tmp_path / "no\nsuch.jpg")],
+                 ["detect", str(odd), "-o", str(tmp_path / "out\nput.txt")]):  # fmt: skip
+        result = invoke(*args)
+        assert result.exit_code in (1, 2) and result.stderr.count("\n") == 1 and "\\n" in result.stderr, args
 
 
 def test_unwritable_output_and_self_overwrite(tmp_path, sample_path):

@@ -137,6 +137,9 @@ class FacetoolGroup(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
+        from .common import note_odd_names
+
+        note_odd_names(argv)
         debug = "--debug" in argv or os.environ.get("FACETOOL_DEBUG") == "1"
         if "--debug" in argv[1:]:  # "facetool train … --debug" means what "facetool --debug train …" does
             argv = ["--debug", *(a for a in argv if a != "--debug")]

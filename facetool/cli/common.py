@@ -72,6 +72,15 @@ _stdin_files: set[Path] = set()
 _escaped_names: dict[str, str] = {}
 
 
+def note_odd_names(names: Iterable[str]) -> None:
+    """Remember the names (command-line words, inputs found in folders) that hold control characters: a newline
+    in a name would cut the one error line short, so :func:`escape_names` writes them escaped."""
+    for text in names:
+        if any(ord(c) < 32 for c in text):
+            _escaped_names[text] = ascii(text)[1:-1]
+            _escaped_names[str(Path(text))] = ascii(str(Path(text)))[1:-1]  # as a Path prints it (./a -> a)
+
+
 def escape_names(message: str) -> str:
     """``message`` with the inputs' names that hold control characters (a newline) written escaped, as ``a\\nb.jpg``."""
     for raw, escaped in _escaped_names.items():
@@ -95,10 +104,7 @@ def gather_inputs(items: list[str], writes_beside: bool = False) -> list[Path]:
     markers = own_output_markers()
     skipped: list[Path] = []
     inputs = expand_inputs(items, skip=lambda p: is_own_output(p, markers), skipped=skipped)
-    for path in inputs:
-        text = str(path)
-        if any(ord(c) < 32 for c in text):  # a newline in a name would cut the one error line short
-            _escaped_names[text] = ascii(text)[1:-1]
+    note_odd_names(str(path) for path in inputs)
     # Counted once each, and not at all when also named on its own (then it is taken).
     taken = {p.resolve() for p in inputs}
     skipped = list({p.resolve(): p for p in skipped if p.resolve() not in taken}.values())
@@ -145,8 +151,10 @@ def read_stdin() -> Path:
         head = stream.read(64 * 1024)
         if not head:
             raise ImageError("-: standard input is empty")
-        if not looks_like_picture(head):
-            raise ImageError("-: standard input is not a picture facetool reads")
+        if not looks_like_picture(head):  # some formats (PSD) carry more than 64 KB before Pillow can tell
+            head += stream.read(4 * STDIN_CHUNK - len(head))
+            if not looks_like_picture(head):
+                raise ImageError("-: standard input is not a picture facetool reads")
         chunks, total = [head], len(head)
         while chunk := stream.read(STDIN_CHUNK):
             total += len(chunk)
@@ -166,7 +174,9 @@ def read_stdin() -> Path:
     path = folder / f"stdin{suffix}"
     path.write_bytes(data)
     _stdin_files.add(path)
-    sys.stderr = _Renamed(sys.stderr, str(path), "-")
+    _escaped_names[str(path)] = "-"  # the error line, wherever it is printed, names it "-" too
+    if sys.stderr is not None:  # None when the process started with stderr closed
+        sys.stderr = _Renamed(sys.stderr, str(path), "-")
     return path
 
 
