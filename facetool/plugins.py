@@ -241,12 +241,18 @@ class PluginHost:
         self.problems.append(message)
 
     def _check_hook_names(self, name: str) -> None:
-        """A hook implementation whose name is no facetool hook (``register_detector``) is never called: say so."""
+        """Hook functions facetool never calls, said once: one named like no facetool hook (``register_detector``),
+        and one named like a hook but not marked ``@hookimpl`` (pluggy passes over it without a word)."""
         plugin = self.pm.get_plugin(name)
+        known = sorted(n for n in dir(hookspecs) if n.startswith("register_"))
         unknown = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [] if c.spec is None)
+        unmarked = [h for h in known if callable(getattr(plugin, h, None)) and not _marked(getattr(plugin, h))]
+        problems = []
         if unknown:
-            known = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("register_")))
-            message = f"unknown hook {', '.join(unknown)} (facetool's hooks: {known})"
+            problems.append(f"unknown hook {', '.join(unknown)} (facetool's hooks: {', '.join(known)})")
+        if unmarked:
+            problems.append(f"{', '.join(unmarked)} not marked @facetool.hookimpl, so never called")
+        for message in problems:
             warn(f"plugin '{name}': {message}")
             info = self.info(name)
             info.error = info.error or message
@@ -306,6 +312,11 @@ class PluginHost:
                 }
             )
         return out
+
+
+def _marked(function: Any) -> bool:
+    """Whether ``function`` carries facetool's ``@hookimpl`` mark (pluggy's attribute ``<project>_impl``)."""
+    return hasattr(function, "facetool_impl")
 
 
 def _dist(ep: metadata.EntryPoint) -> str | None:

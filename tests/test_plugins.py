@@ -161,6 +161,18 @@ class _Misspelled:
         raise AssertionError("never called")
 
 
+class _Unmarked:
+    def register_detectors(self, register):  # no @hookimpl: pluggy never calls it
+        raise AssertionError("never called")
+
+
+def test_a_hook_without_its_mark_is_the_plugins_problem(monkeypatch, capsys):
+    host = _host(monkeypatch)
+    host.register_object(_Unmarked(), "bare")
+    assert "plugin 'bare': register_detectors not marked @facetool.hookimpl" in capsys.readouterr().err
+    assert host.detectors.names() == [] and {p["name"]: p for p in host.describe()}["bare"]["error"]
+
+
 def test_an_unknown_hook_name_is_the_plugins_problem(monkeypatch, capsys):
     host = _host(monkeypatch)
     host.register_object(_Misspelled(), "typo")
