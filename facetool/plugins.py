@@ -196,7 +196,8 @@ class PluginHost:
         from . import builtin
 
         self.pm.register(builtin, name="core")
-        self.plugins["core"] = PluginInfo(name="core", module="facetool.builtin", distribution="facetool")
+        self.plugins["core"] = PluginInfo(name="core", module="facetool.builtin", distribution="facetool",
+                                          version=_facetool_version())
         allowed = self.allowed()
         seen: set[str] = set()
         # facetool's own distribution first among entry points of one name, so another package cannot replace one
@@ -312,6 +313,12 @@ class PluginHost:
                 }
             )
         return out
+
+
+def _facetool_version() -> str | None:
+    from . import __version__
+
+    return __version__
 
 
 def _marked(function: Any) -> bool:
