@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 import pluggy
 
-from . import hookspecs
+from . import __version__, hookspecs
 from .errors import UsageError
 
 ENTRY_POINT_GROUP = "facetool"
@@ -197,7 +197,7 @@ class PluginHost:
 
         self.pm.register(builtin, name="core")
         self.plugins["core"] = PluginInfo(name="core", module="facetool.builtin", distribution="facetool",
-                                          version=_facetool_version())
+                                          version=__version__)
         allowed = self.allowed()
         seen: set[str] = set()
         # facetool's own distribution first among entry points of one name, so another package cannot replace one
@@ -313,12 +313,6 @@ class PluginHost:
                 }
             )
         return out
-
-
-def _facetool_version() -> str | None:
-    from . import __version__
-
-    return __version__
 
 
 def _marked(function: Any) -> bool:
