@@ -114,3 +114,20 @@ def test_the_runner_cleans_checkerboard_and_specks_unless_told_not_to():
     assert grain(cleaned).item() < 0.5 * grain(drawn).item()
     # flat areas keep their colour: the head's mean moves by a fraction of the pattern's amplitude (0.06)
     assert (cleaned[0][:, head].mean(dim=1) - drawn[0][:, head].mean(dim=1)).abs().max() < 0.01
+
+
+def test_skin_is_read_between_the_eyes_and_the_mouth_past_lines_and_highlights():
+    from facetool_cartoon.skin import skin_lab, skin_patch
+    from kornia.color import rgb_to_lab
+
+    points = torch.tensor([[[44.0, 56.0], [84.0, 56.0], [64.0, 74.0], [50.0, 92.0], [78.0, 92.0]]])
+    patch = skin_patch(points, 128)
+    assert patch[0, 74, 64] and not patch[0, 56, 44] and not patch[0, 100, 64] and not patch[0, 74, 100]
+    skin = torch.tensor([0.8, 0.6, 0.45])
+    image = torch.ones(1, 3, 128, 128)  # white outside the patch: only the patch may count
+    image[0][:, patch[0]] = skin[:, None]
+    image[:, :, 70:72, 50:80] = 0.05  # a drawn line (the nose) and a highlight inside the patch
+    image[:, :, 76:78, 60:64] = 1.0
+    expected = rgb_to_lab(skin[None, :, None, None])[0, :, 0, 0]
+    assert torch.allclose(skin_lab(image, patch)[0], expected, atol=0.5)
+    assert torch.allclose(skin_lab(image * 0 + 0.5, torch.zeros_like(patch))[0, 1:], torch.zeros(2), atol=0.5)
