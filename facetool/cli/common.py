@@ -75,10 +75,12 @@ _escaped_names: dict[str, str] = {}
 def note_odd_names(names: Iterable[str]) -> None:
     """Remember the names (command-line words, inputs found in folders) that hold control characters: a newline
     in a name would cut the one error line short, so :func:`escape_names` writes them escaped."""
-    for text in names:
-        if any(ord(c) < 32 for c in text):
-            _escaped_names[text] = ascii(text)[1:-1]
-            _escaped_names[str(Path(text))] = ascii(str(Path(text)))[1:-1]  # as a Path prints it (./a -> a)
+    odd = [text for text in names if any(ord(c) < 32 for c in text)]
+    for text in odd:
+        _escaped_names[text] = ascii(text)[1:-1]
+        _escaped_names[str(Path(text))] = ascii(str(Path(text)))[1:-1]  # as a Path prints it (./a -> a)
+    if odd:
+        _escape_stderr()
 
 
 def escape_names(message: str) -> str:
@@ -175,8 +177,7 @@ def read_stdin() -> Path:
     path.write_bytes(data)
     _stdin_files.add(path)
     _escaped_names[str(path)] = "-"  # the error line, wherever it is printed, names it "-" too
-    if sys.stderr is not None:  # None when the process started with stderr closed
-        sys.stderr = _Renamed(sys.stderr, str(path), "-")
+    _escape_stderr()
     return path
 
 
@@ -190,15 +191,21 @@ def _exit_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
-class _Renamed:
-    """A text stream that writes ``old`` as ``new``: stderr names standard input's temporary copy ``-``, whichever
-    part of facetool (or a library) prints the name."""
+def _escape_stderr() -> None:
+    """From now on stderr writes the names :func:`escape_names` knows escaped (and standard input's temporary copy
+    as ``-``), whichever part of facetool or a library prints them."""
+    if sys.stderr is not None and not isinstance(sys.stderr, _EscapedNames):  # None: started with stderr closed
+        sys.stderr = _EscapedNames(sys.stderr)
 
-    def __init__(self, stream: Any, old: str, new: str) -> None:
-        self._stream, self._old, self._new = stream, old, new
+
+class _EscapedNames:
+    """A text stream that writes through :func:`escape_names`."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
 
     def write(self, text: str) -> int:
-        self._stream.write(text.replace(self._old, self._new))
+        self._stream.write(escape_names(text))
         return len(text)
 
     def __getattr__(self, name: str) -> Any:

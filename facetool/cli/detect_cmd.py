@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError
-from .common import err, escape_names, gather_inputs, out, output_paths, print_json, progress, shown
+from .common import err, gather_inputs, out, output_paths, print_json, progress, shown
 
 HELP = """Find faces: box, score, 5 points, and 68 points / 3D landmarks / head pose where the detector has them.
 
@@ -80,7 +80,7 @@ def _detect_all(inputs: list[Path], targets: list, name: str, model, choice) -> 
             if len(inputs) == 1:
                 raise
             failures.append(str(error))
-            err.print(escape_names(f"skipped: {error}"), highlight=False)
+            err.print(f"skipped: {error}", highlight=False)
             continue
         record = {"image": shown(path), "width": image.shape[1], "height": image.shape[0], "detector": name,
                   "faces": [f.to_dict() for f in faces]}  # fmt: skip

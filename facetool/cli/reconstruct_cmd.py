@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, escape_names, gather_inputs, out, output_paths, progress, shown, task_method
+from .common import err, gather_inputs, out, output_paths, progress, shown, task_method
 
 HELP = """Rebuild a 3D face mesh from a photo with a reconstruct method.
 
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
                     if len(inputs) == 1:
                         raise
                     failures.append(str(error))
-                    err.print(escape_names(f"skipped: {error}"), highlight=False)
+                    err.print(f"skipped: {error}", highlight=False)
         finally:
             close_detector(det)
         if failures:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, escape_names, gather_inputs, out, output_paths, progress, shown, task_method
+from .common import err, gather_inputs, out, output_paths, progress, shown, task_method
 
 HELP = """Turn portrait photos into drawings, cartoons or constructions with a stylize method.
 
@@ -159,5 +159,5 @@ def _stylize_all(
             if len(inputs) == 1:
                 raise
             failures.append(str(error))
-            err.print(escape_names(f"skipped: {error}"), highlight=False)
+            err.print(f"skipped: {error}", highlight=False)
     return failures
