@@ -84,7 +84,8 @@ def note_odd_names(names: Iterable[str]) -> None:
 
 
 def escape_names(message: str) -> str:
-    """``message`` with the inputs' names that hold control characters (a newline) written escaped, as ``a\\nb.jpg``."""
+    """``message`` with the names that hold control characters (a newline) written escaped, as ``a\\nb.jpg``, and
+    standard input's temporary copy as ``-``."""
     for raw, escaped in _escaped_names.items():
         message = message.replace(raw, escaped)
     return message
