@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
         method: str | None = typer.Option(None, "--method", "-m", help="Stylize method (default: the first)."),
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
         hair: str | None = typer.Option(None, "--hair", help="Hair colour, for methods that take one (= -O hair=…)."),
+        skin: str | None = typer.Option(None, "--skin", help="Skin tone, for methods that take one (= -O skin=…)."),
         variant: str | None = typer.Option(
             None, "--variant", help="Method variant, where it has some (= -O variant=…)."
         ),
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
         if background not in (None, "photo", "white"):
             raise UsageError(f"--background takes photo or white, not {background!r}")
         choice = parse_face_choice(face)
-        option = list(option) + _shorthand(spec, name, hair=hair, variant=variant)
+        option = list(option) + _shorthand(spec, name, hair=hair, skin=skin, variant=variant)
         options = parse_options(spec.options, option, f"method {name}")
         inputs = gather_inputs(images, writes_beside=output is None)
         if mask is not None and len(inputs) != 1:
@@ -93,7 +94,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _shorthand(spec, name: str, **values: str | None) -> list[str]:
-    """--hair / --variant as the -O settings they stand for; a method without that setting refuses them."""
+    """--hair / --skin / --variant as the -O settings they stand for; a method without that setting refuses them."""
     import dataclasses
 
     fields = {f.name for f in dataclasses.fields(spec.options)} if spec.options is not None else set()

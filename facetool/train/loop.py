@@ -672,17 +672,26 @@ def _saved_configs(state: TrainState | None) -> dict[str, Any]:
     return saved
 
 
-def _check_configs(where: str, built: Mapping[str, Any], saved: Mapping[str, Any], hint: str = "") -> None:
+def _check_configs(where: str, built: Mapping[str, Any], saved: Mapping[str, Any], hint: str = "",
+                   grows: bool = False) -> list[str]:  # fmt: skip
     """Refuse nets built otherwise than saved (on resume: a default changed; weights of the same shapes would still
-    load, silently); ``where`` starts the message."""
+    load, silently); ``where`` starts the message. ``grows`` (``--init``): a field the config class lists in
+    ``GROWS`` may go from its unset value (0, empty) to a set one — it adds parameters that start as the identity,
+    so the saved net starts the run unchanged. Returns the nets that grew so."""
+    grown = []
     for name, config in built.items():
         if name not in saved:
             continue
         now, then = config_record(config)["values"], config_record(saved[name])["values"]
         changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
+        growing = [k for k in changed if grows and k in getattr(type(config), "GROWS", ()) and not then.get(k)]
+        if growing:
+            grown.append(name)
+            changed = [k for k in changed if k not in growing]
         if changed:
             shown = ", ".join(f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in changed)
             raise UsageError(f"{where}: net {name} would be built otherwise than it was saved ({shown}){hint}")
+    return grown
 
 
 @dataclass
@@ -706,10 +715,15 @@ class _InitSource:
             raise UsageError(f"--init {self.label}: it holds none of this method's nets "
                              f"({', '.join(trainer.nets)}; it has {', '.join(self.configs) or 'none'})")  # fmt: skip
         built = {n: trainer.configs[n] for n in held if n in trainer.configs}
-        _check_configs(f"--init {self.label}", built, self.configs, hint=": set the -T options that build it so")
-        load_weights(self.path, {name: trainer.nets[name] for name in held})
+        hint = ": set the -T options that build it so"
+        grown = _check_configs(f"--init {self.label}", built, self.configs, hint=hint, grows=True)
+        # Nets that grew lack the new parameters in the file: those keep their identity start (shapes still checked).
+        load_weights(self.path, {name: trainer.nets[name] for name in held if name not in grown})
+        if grown:
+            load_weights(self.path, {name: trainer.nets[name] for name in grown}, strict=False)
         fresh = [name for name in trainer.nets if name not in held]
-        log(f"nets {', '.join(held)} start from {self.describe()}" + (f"; {', '.join(fresh)} fresh" if fresh else ""))
+        log(f"nets {', '.join(held)} start from {self.describe()}" + (f"; {', '.join(fresh)} fresh" if fresh else "")
+            + (f"; {', '.join(grown)} gained new parameters (starting as the identity)" if grown else ""))  # fmt: skip
 
 
 def _init_source(spec: Any, init: str | os.PathLike) -> _InitSource:

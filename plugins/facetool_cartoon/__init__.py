@@ -19,6 +19,7 @@ from facetool.methods import MethodSpec
 
 METHOD = "cartoon"
 HAIR_CHOICES = ("auto", "black", "brown", "blonde", "grey")
+SKIN_CHOICES = ("auto", "light", "medium", "dark")  # "auto" then net.SKIN_TONES
 VARIANT_CHOICES = ("local", "affine", "hair", "baseline")
 # What fills a crop where it reaches past the photo (a face cropped tight): ``border`` repeats the photo's edge
 # (streaks of skin and hair across the avatar there: a cross-shaped head on a photo cut to the face),
@@ -38,6 +39,10 @@ class CartoonRunOptions:
     """``facetool stylize --method cartoon -O key=value`` (``--hair`` / ``--variant`` set the same)."""
 
     hair: str = field(default="auto", metadata={"help": "auto (the photo's), black, brown, blonde or grey"})
+    skin: str = field(
+        default="auto",
+        metadata={"help": "auto (the photo's), light, medium or dark: weights trained with skin tones only"},
+    )
     variant: str = field(
         default="local",
         metadata={"help": "shipped weights: local (approach A), affine (B); hair, baseline (the ablation)"},
@@ -72,6 +77,8 @@ class CartoonRunOptions:
     def __post_init__(self) -> None:
         if self.hair not in HAIR_CHOICES:
             raise ValueError(f"hair must be one of {', '.join(HAIR_CHOICES)}")
+        if self.skin not in SKIN_CHOICES:
+            raise ValueError(f"skin must be one of {', '.join(SKIN_CHOICES)}")
         if self.variant not in VARIANT_CHOICES:
             raise ValueError(f"variant must be one of {', '.join(VARIANT_CHOICES)}")
         if self.padding not in PADDINGS:
@@ -115,12 +122,22 @@ def _resolve(options: CartoonRunOptions, weights: Path | None) -> Path:
     return weights
 
 
+def _skinned(generator: Any, options: CartoonRunOptions) -> Any:
+    """The generator, after checking that it takes ``-O skin`` when one is named."""
+    from facetool.errors import UsageError
+
+    if options.skin != "auto" and not generator.config.skins:
+        raise UsageError(f"--skin {options.skin}: these weights were trained without skin tones (-T skin=true)")
+    return generator
+
+
 def _load(options: CartoonRunOptions | None, device: str, weights: Path | None) -> Any:
     from .runner import CartoonRunner
 
     options = options or CartoonRunOptions()
-    return CartoonRunner(_generator(_resolve(options, weights)), device, options.hair, options.padding,
-                         plain_backdrop=options.backdrop == "plain", clean=options.clean)  # fmt: skip
+    generator = _skinned(_generator(_resolve(options, weights)), options)
+    return CartoonRunner(generator, device, options.hair, options.padding, plain_backdrop=options.backdrop == "plain",
+                         clean=options.clean, skin=options.skin)  # fmt: skip
 
 
 def _network(options: CartoonRunOptions | None, weights: Path | None) -> Any:
@@ -128,7 +145,8 @@ def _network(options: CartoonRunOptions | None, weights: Path | None) -> Any:
 
     options = options or CartoonRunOptions()
     hair = "brown" if options.hair == "auto" else options.hair
-    return FixedConditionCartoon(_generator(_resolve(options, weights)), hair, options.padding, options.clean).eval()
+    generator = _skinned(_generator(_resolve(options, weights)), options)
+    return FixedConditionCartoon(generator, hair, options.padding, options.clean, options.skin).eval()
 
 
 def _measure(net: Any, request: Any) -> Any:

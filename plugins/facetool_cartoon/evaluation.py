@@ -65,7 +65,9 @@ def measure(net: Any, request: Any) -> Any:
     from .cutout import flatten_background
     from .hair import avatar_hair, load_meter, shipped_meter_path
     from .landmarks import load_regressor
+    from .net import SKIN_TONES
     from .runner import draw_avatars
+    from .skin import skin_class, skin_lab, skin_patch
 
     if net is None:
         raise UsageError("cartoon has no targets to score with --oracle: its data is unpaired")
@@ -79,6 +81,7 @@ def measure(net: Any, request: Any) -> Any:
     clean = getattr(net, "clean", "none")  # and cleaned as stylize cleans them (-O clean)
     template = None
     values: dict[str, list[float]] = {}
+    lightness: list[tuple[float, float]] = []  # (photo, avatar) skin L*
     avatars_for_fid, grid = [], []
 
     def add(name: str, items: Any) -> None:
@@ -107,6 +110,18 @@ def measure(net: Any, request: Any) -> Any:
                 add(f"hair_accuracy_{colour}", [r == colour for r in read])
                 add("nme", aligned_nme(regressor(avatars), points))
             own_avatars = torch.stack([rows[c][i] for i, c in enumerate(own)])
+            # Skin: the avatar's tone class (own hair, the tone stylize picks) against the photo's, both read on the
+            # patch between the photo's eyes and mouth; for a net trained with tones, each tone asked for too.
+            patch = skin_patch(points, photos.shape[-1])
+            photo_lab, avatar_lab = skin_lab(photos, patch), skin_lab(own_avatars, patch)
+            add("skin_agreement", skin_class(avatar_lab) == skin_class(photo_lab))
+            lightness += list(zip(photo_lab[:, 0].tolist(), avatar_lab[:, 0].tolist(), strict=True))
+            if generator.config.skins:
+                for index, tone in enumerate(SKIN_TONES):
+                    toned = draw_avatars(generator, photos, points, own, clean, [tone] * len(photos)).float()
+                    hit = skin_class(skin_lab(toned, patch)) == index
+                    add("skin_accuracy", hit)
+                    add(f"skin_accuracy_{tone}", hit)
             add("checkerboard", checkerboard(own_avatars))
             add("grain", grain(own_avatars))
             if tight:  # how much of the avatar the cut changed: a net that draws the streaks changes a lot
@@ -117,9 +132,15 @@ def measure(net: Any, request: Any) -> Any:
             grid.append((photos[i].cpu(), *(rows[c][i].cpu() for c in HAIR_COLOURS)))
     metrics: dict[str, Any] = {name: float(np.mean(v)) for name, v in values.items()}
     metrics["hair_meter_accuracy"] = net_record(shipped_meter_path()).get("test_accuracy")
+    pairs = np.array(lightness)
+    metrics["skin_r"] = float(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1]) if len(pairs) > 2 else None
     notes = {
         "hair": "share of avatars the hair meter reads as the colour asked for (photos × 4 colours)",
         "nme": "eval regressor on avatars vs the photos' labelled 5 points, similarity-aligned, / eye distance",
+        "skin_agreement": "share of avatars (own hair, skin as stylize picks) whose skin tone class is the photo's "
+        "(light / medium / dark by the typology angle, read between the eyes and the mouth)",
+        "skin_r": "Pearson r of the photo's and the avatar's skin lightness (L*)",
+        "skin_accuracy": "nets trained with skin tones: share of avatars whose skin reads as the tone asked (× 3)",
         "checkerboard": "log10 spectrum peak at the ×2 upsampling artefacts' frequencies (real drawings: about 0)",
         "grid": "rows: photo, then the avatar with black, brown, blonde, grey hair",
     }

@@ -6,11 +6,17 @@ to the input of *every* generator layer at that layer's resolution, so no layer 
 first conv has one group of filters per label and keeps only the group of the item's label (a label mask): it
 judges "a real cartoon with this hair colour", not just "a real cartoon". Landmark heatmaps (approach A) ride along
 with the label planes, so the layout reaches every layer too.
+
+Skin tone (not in the paper; ``skins`` > 0): a constant plane per class would reach each layer only as a
+per-channel constant, which the instance norm right after it removes again. So the skin class instead scales and
+shifts each normalised feature map (a conditional instance norm: ``x * (1 + gamma[c]) + beta[c]``), with gamma and
+beta starting at zero, so a net trained without it starts a skin-conditioned run drawing exactly what it drew.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +25,8 @@ from torch import Tensor, nn
 from facetool.nets.layers import UPSAMPLES, DictConfig, check_choice, init_weights, norm_layer, norm_uses_bias
 
 HAIR_COLOURS = ("black", "brown", "blonde", "grey")
+#: Skin-tone classes, light to dark (:func:`.skin.skin_class`: the individual typology angle of the skin's Lab).
+SKIN_TONES = ("light", "medium", "dark")
 
 
 def label_planes(labels: Tensor, count: int, size: tuple[int, int]) -> Tensor:
@@ -44,22 +52,43 @@ class ConditionalResnetConfig(DictConfig):
     # deconv: CycleGAN's 3×3 stride-2 transposed convs (the 2026-11 weights); resize: bilinear ×2 then a 3×3 conv,
     # whose uneven overlap cannot paint the 2-px checkerboard the deconv nets show in flat hair and skin.
     upsample: str = "deconv"
+    # skin-tone classes that modulate every normalised layer (0: none, the 2026-11 weights); a net saved with 0
+    # starts a run with more unchanged (the new scales and shifts start at zero): --init may add them.
+    skins: int = 0
+
+    GROWS: ClassVar[tuple[str, ...]] = ("skins",)
 
     def __post_init__(self) -> None:
         check_choice("ConditionalResnetConfig", "upsample", self.upsample, UPSAMPLES)
+        if not 0 <= self.skins <= 16:
+            raise ValueError("ConditionalResnetConfig.skins must be 0 to 16")
 
     @property
     def condition_channels(self) -> int:
         return self.labels + self.extra
 
 
+class ClassModulation(nn.Module):
+    """(x (B, C, H, W), classes (B,) int64) -> x * (1 + gamma[class]) + beta[class], per channel; zero at the start
+    (the identity)."""
+
+    def __init__(self, classes: int, channels: int) -> None:
+        super().__init__()
+        self.table = nn.Embedding(classes, 2 * channels)
+        nn.init.zeros_(self.table.weight)
+
+    def forward(self, x: Tensor, classes: Tensor) -> Tensor:
+        gamma, beta = self.table(classes).to(x.dtype)[:, :, None, None].chunk(2, dim=1)
+        return x * (1 + gamma) + beta
+
+
 class ConditionedConv(nn.Module):
-    """conv over [x, condition resized to x's size] -> norm -> activation; reflect padding for stride 1.
-    ``upsample`` makes it a ×2 layer: ``deconv`` a transposed conv, ``resize`` bilinear ×2 first (the condition then
-    joins at the new size)."""
+    """conv over [x, condition resized to x's size] -> norm (-> skin modulation) -> activation; reflect padding for
+    stride 1. ``upsample`` makes it a ×2 layer: ``deconv`` a transposed conv, ``resize`` bilinear ×2 first (the
+    condition then joins at the new size). ``skins``: classes of the modulation after the norm (0: none)."""
 
     def __init__(self, cin: int, cond: int, cout: int, kernel: int, stride: int = 1, norm: str | None = "instance",
-                 activation: str = "relu", upsample: str | None = None) -> None:  # fmt: skip
+                 activation: str = "relu", upsample: str | None = None, skins: int = 0) -> None:  # fmt: skip
         super().__init__()
         bias = norm is None or norm_uses_bias(norm)
         self.up: nn.Module = nn.Identity()
@@ -77,41 +106,48 @@ class ConditionedConv(nn.Module):
             self.conv = nn.Conv2d(cin + cond, cout, kernel, stride=stride, padding=kernel // 2, bias=bias)
         self.norm = norm_layer(norm, cout) if norm else nn.Identity()
         self.activation = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "none": nn.Identity()}[activation]
+        self.skin = ClassModulation(skins, cout) if skins and norm else None
 
-    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+    def forward(self, x: Tensor, condition: Tensor, skin: Tensor | None = None) -> Tensor:
         x = self.up(x)
-        if condition.shape[1] == 0:  # an unconditioned generator (the ablation's baseline)
-            return self.activation(self.norm(self.conv(self.pad(x))))
-        if condition.shape[-2:] != x.shape[-2:]:
-            condition = F.interpolate(condition, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return self.activation(self.norm(self.conv(self.pad(torch.cat([x, condition], 1)))))
+        if condition.shape[1]:  # 0: an unconditioned generator (the ablation's baseline)
+            if condition.shape[-2:] != x.shape[-2:]:
+                condition = F.interpolate(condition, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            x = torch.cat([x, condition], 1)
+        x = self.norm(self.conv(self.pad(x)))
+        if self.skin is not None:
+            if skin is None:
+                raise ValueError("this generator needs skin-tone classes")
+            x = self.skin(x, skin)
+        return self.activation(x)
 
 
 class ConditionedResidualBlock(nn.Module):
     """x + (conv3 norm ReLU conv3 norm)(x), the condition concatenated before both convs."""
 
-    def __init__(self, channels: int, cond: int, norm: str) -> None:
+    def __init__(self, channels: int, cond: int, norm: str, skins: int = 0) -> None:
         super().__init__()
-        self.first = ConditionedConv(channels, cond, channels, 3, norm=norm)
-        self.second = ConditionedConv(channels, cond, channels, 3, norm=norm, activation="none")
+        self.first = ConditionedConv(channels, cond, channels, 3, norm=norm, skins=skins)
+        self.second = ConditionedConv(channels, cond, channels, 3, norm=norm, activation="none", skins=skins)
 
-    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
-        return x + self.second(self.first(x, condition), condition)
+    def forward(self, x: Tensor, condition: Tensor, skin: Tensor | None = None) -> Tensor:
+        return x + self.second(self.first(x, condition, skin), condition, skin)
 
 
 class ConditionalResnetGenerator(nn.Module):
-    """(image (B, in, H, W) in [-1, 1], labels (B,) int64, extra (B, extra, H, W) or None) -> (B, out, H, W) in
-    [-1, 1]; H and W multiples of 4."""
+    """(image (B, in, H, W) in [-1, 1], labels (B,) int64, extra (B, extra, H, W) or None, skin (B,) int64 or None)
+    -> (B, out, H, W) in [-1, 1]; H and W multiples of 4. ``skin`` is needed when ``config.skins`` > 0."""
 
     def __init__(self, config: ConditionalResnetConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or ConditionalResnetConfig()
-        cond = c.condition_channels
+        cond, k = c.condition_channels, c.skins
         chans = [c.base, c.base * 2, c.base * 4]
-        layers: list[nn.Module] = [ConditionedConv(c.in_channels, cond, chans[0], 7, norm=c.norm)]
-        layers += [ConditionedConv(chans[i], cond, chans[i + 1], 3, stride=2, norm=c.norm) for i in range(2)]
-        layers += [ConditionedResidualBlock(chans[2], cond, c.norm) for _ in range(c.blocks)]
-        layers += [ConditionedConv(chans[i], cond, chans[i - 1], 3, norm=c.norm, upsample=c.upsample) for i in (2, 1)]
+        layers: list[nn.Module] = [ConditionedConv(c.in_channels, cond, chans[0], 7, norm=c.norm, skins=k)]
+        layers += [ConditionedConv(chans[i], cond, chans[i + 1], 3, stride=2, norm=c.norm, skins=k) for i in range(2)]
+        layers += [ConditionedResidualBlock(chans[2], cond, c.norm, skins=k) for _ in range(c.blocks)]
+        layers += [ConditionedConv(chans[i], cond, chans[i - 1], 3, norm=c.norm, upsample=c.upsample, skins=k)
+                   for i in (2, 1)]  # fmt: skip
         layers.append(ConditionedConv(chans[0], cond, c.out_channels, 7, norm=None, activation="tanh"))
         self.layers = nn.ModuleList(layers)
         init_weights(self)
@@ -124,13 +160,15 @@ class ConditionalResnetGenerator(nn.Module):
             planes = torch.cat([planes, extra.to(planes.dtype)], 1)
         return planes
 
-    def forward(self, image: Tensor, labels: Tensor, extra: Tensor | None = None) -> Tensor:
+    def forward(self, image: Tensor, labels: Tensor, extra: Tensor | None = None, skin: Tensor | None = None) -> Tensor:
         if image.shape[-1] % 4 or image.shape[-2] % 4:
             raise ValueError(f"image size {tuple(image.shape[-2:])} must be a multiple of 4")
+        if self.config.skins and skin is None:
+            raise ValueError(f"this generator needs skin-tone classes (0 to {self.config.skins - 1})")
         condition = self.condition(labels, extra, (image.shape[-2], image.shape[-1])).to(image.dtype)
         x = image
         for layer in self.layers:
-            x = layer(x, condition)
+            x = layer(x, condition, skin)
         return x
 
 

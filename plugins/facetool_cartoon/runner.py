@@ -1,4 +1,5 @@
-"""Inference: aligned crops -> avatars, with the hair colour asked for or measured on each crop."""
+"""Inference: aligned crops -> avatars, with the hair colour (and, for nets trained with it, the skin tone) asked for
+or measured on each crop."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from torch import Tensor, nn
 from facetool.align import get_template
 from facetool.nets.layers import gaussian_heatmaps
 
-from .net import HAIR_COLOURS, ConditionalResnetGenerator
+from .net import HAIR_COLOURS, SKIN_TONES, ConditionalResnetGenerator
 
 TEMPLATE = "avatar"
 
@@ -30,12 +31,29 @@ def condition_inputs(generator: ConditionalResnetGenerator, crops: Tensor, point
     )
 
 
+def skin_inputs(generator: ConditionalResnetGenerator, crops: Tensor, points5: Tensor | None,
+                skin: list[str] | None) -> Tensor | None:  # fmt: skip
+    """(B,) skin-tone classes for a generator trained with them (None for one without): the names given, or (None)
+    each crop's own, measured between its eyes and mouth (:func:`.skin.crop_skin_class`)."""
+    if not generator.config.skins:
+        return None
+    if skin is not None:
+        return torch.tensor([SKIN_TONES.index(s) for s in skin], device=crops.device)
+    from .skin import crop_skin_class
+
+    if points5 is None:
+        points5 = get_template(TEMPLATE).tensor(crops.shape[-1], device=crops.device).expand(len(crops), 5, 2)
+    return crop_skin_class(crops.float(), points5.to(crops.device, torch.float32))
+
+
 def draw_avatars(generator: ConditionalResnetGenerator, crops: Tensor, points5: Tensor | None, hair: list[str],
-                 clean: str = "none") -> Tensor:  # fmt: skip
+                 clean: str = "none", skin: list[str] | None = None) -> Tensor:  # fmt: skip
     """crops (B, 3, S, S) in [0, 1] (+ their (B, 5, 2) landmarks) -> the generator's avatars (B, 3, S, S) in [0, 1]
-    with these hair colours, cleaned as ``clean`` says (:func:`clean_avatars`)."""
+    with these hair colours (and skin tones: None = each crop's own, for a net trained with them), cleaned as
+    ``clean`` says (:func:`clean_avatars`)."""
     labels, heatmaps = condition_inputs(generator, crops, points5, hair)
-    return clean_avatars(((generator(crops * 2 - 1, labels, heatmaps) + 1) / 2).clamp(0, 1), clean)
+    tones = skin_inputs(generator, crops, points5, skin)
+    return clean_avatars(((generator(crops * 2 - 1, labels, heatmaps, tones) + 1) / 2).clamp(0, 1), clean)
 
 
 def clean_avatars(avatars: Tensor, clean: str) -> Tensor:
@@ -52,13 +70,16 @@ class CartoonRunner:
     """crops (B, 3, S, S) in [0, 1] (+ ``points5`` (B, 5, 2) crop pixels) -> avatars (B, 3, S, S) in [0, 1].
 
     ``hair``: a colour name, or ``auto``: each crop's hair measured by :func:`.hair.photo_hair` (brown when no hair
-    is found: a hat, a bald head). ``chosen`` holds the colours of the last call."""
+    is found: a hat, a bald head). ``skin``: a tone name, or ``auto`` (each crop's own; only nets trained with skin
+    tones take it). ``chosen`` holds the hair colours of the last call."""
 
     takes_points5 = True
 
     def __init__(self, generator: ConditionalResnetGenerator, device: str, hair: str = "auto",
-                 padding: str = "auto", plain_backdrop: bool = True, clean: str = "median") -> None:  # fmt: skip
+                 padding: str = "auto", plain_backdrop: bool = True, clean: str = "median",
+                 skin: str = "auto") -> None:  # fmt: skip
         self.generator, self.device, self.hair = generator.to(device).eval(), device, hair
+        self.skin = skin
         self.crop_padding = padding  # read by facetool.stylize
         self.plain_backdrop = plain_backdrop  # -O backdrop=plain: the speckled background painted over
         self.clean = clean
@@ -74,7 +95,8 @@ class CartoonRunner:
         else:
             self.chosen = [self.hair] * len(crops)
         with torch.inference_mode():
-            avatars = draw_avatars(self.generator, crops, points5, self.chosen, self.clean)
+            tones = None if self.skin == "auto" else [self.skin] * len(crops)
+            avatars = draw_avatars(self.generator, crops, points5, self.chosen, self.clean, tones)
             if self.plain_backdrop:
                 from .cutout import flatten_background
 
@@ -92,12 +114,13 @@ class CartoonRunner:
 class FixedConditionCartoon(nn.Module):
     """The bare generator for ``facetool export`` / benchmarks: (B, 3, S, S) [0, 1] aligned crops -> avatars in
     [0, 1], one fixed hair colour, the template's landmark layout. ``crop_padding``: how its crops are filled past
-    the photo (what the evaluation's ``-O tight`` simulates)."""
+    the photo (what the evaluation's ``-O tight`` simulates). ``skin``: one fixed tone for a net trained with them
+    (``auto``: each crop's own, measured — the evaluation's setting; an export takes a fixed one)."""
 
     def __init__(self, generator: ConditionalResnetGenerator, hair: str = "brown", padding: str = "auto",
-                 clean: str = "none") -> None:  # fmt: skip
+                 clean: str = "none", skin: str = "auto") -> None:  # fmt: skip
         super().__init__()
-        self.generator, self.hair, self.crop_padding = generator, hair, padding
+        self.generator, self.hair, self.crop_padding, self.skin = generator, hair, padding, skin
         self.clean = clean  # what the evaluation applies to its avatars (forward stays the bare generator)
 
     def forward(self, crops: Tensor) -> Tensor:
@@ -107,7 +130,11 @@ class FixedConditionCartoon(nn.Module):
         labels, heatmaps = condition_inputs(self.generator, crops[:1], None, [self.hair])
         labels = labels.expand(batch)
         heatmaps = None if heatmaps is None else heatmaps.expand(batch, -1, -1, -1)
-        return (self.generator(crops * 2 - 1, labels, heatmaps) + 1) / 2
+        if self.generator.config.skins and self.skin != "auto":
+            tones = skin_inputs(self.generator, crops[:1], None, [self.skin]).expand(batch)
+        else:
+            tones = skin_inputs(self.generator, crops, None, None)
+        return (self.generator(crops * 2 - 1, labels, heatmaps, tones) + 1) / 2
 
     def extra_repr(self) -> str:
-        return f"hair={self.hair}"
+        return f"hair={self.hair}, skin={self.skin}"

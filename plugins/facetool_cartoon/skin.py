@@ -1,4 +1,4 @@
-"""Skin tone: does the avatar's skin follow the person's? Measured, not corrected.
+"""Skin tone: the class a photo's or a cartoon's skin falls in, and whether an avatar's skin follows the person's.
 
 Both skins are read on the same patch — an ellipse between the eyes and the mouth (cheeks and nose; brows, lips and
 hairline left out) — as the median CIE Lab of its pixels between the 25th and 90th lightness percentile (no
@@ -9,11 +9,42 @@ skin lightness also holds its lighting, which is why the run-time repaint tried 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+
+#: Bounds of the skin-tone classes (``net.SKIN_TONES``: light, medium, dark) on the individual typology angle,
+#: ITA = atan2(L* - 50, b*) in degrees — the dermatologists' skin-colour scale (Chardon et al. 1991), which reads
+#: a measured skin with less weight on its lightness alone than L* does. Its six categories grouped in pairs:
+#: very light and light (> 41°), intermediate and tan (10°-41°), brown and dark (< 10°). The cartoon palette's eight
+#: tones fall 4 / 1 / 3 (``facetool.data.avatars.SKIN_TONES``: ITA 78° ... -42°).
+ITA_BOUNDS = (41.0, 10.0)
+
+
+def typology_angle(lab: Tensor) -> Tensor:
+    """(..., 3) CIE Lab -> (...) the individual typology angle in degrees."""
+    return torch.atan2(lab[..., 0] - 50, lab[..., 2]) * (180 / math.pi)
+
+
+def skin_class(lab: Tensor) -> Tensor:
+    """(B, 3) skin Lab -> (B,) int64 class: 0 light, 1 medium, 2 dark (:data:`ITA_BOUNDS`)."""
+    angle = typology_angle(lab)
+    return (angle <= ITA_BOUNDS[0]).long() + (angle <= ITA_BOUNDS[1]).long()
+
+
+def rgb_skin_class(rgb: Tensor) -> Tensor:
+    """(B, 3) flat skin colours in [0, 1] (a cartoon's ``skin_rgb`` label / 255) -> (B,) int64 class."""
+    from kornia.color import rgb_to_lab
+
+    return skin_class(rgb_to_lab(rgb.float().clamp(0, 1)[:, :, None, None])[:, :, 0, 0])
+
+
+def crop_skin_class(images: Tensor, points5: Tensor) -> Tensor:
+    """(B, 3, S, S) face crops in [0, 1] with their (B, 5, 2) landmarks -> (B,) int64 skin class."""
+    return skin_class(skin_lab(images, skin_patch(points5, images.shape[-1])))
 
 
 def skin_patch(points5: Tensor, size: int) -> Tensor:

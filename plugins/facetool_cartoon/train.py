@@ -26,6 +26,14 @@ cartoon drawn in the same batch (cartoons are balanced over the 4 colours, the p
 the cartoon -> photo one for the photo's own colour when it closes the cycle. So G learns every colour on every
 face, which ``--hair`` needs at inference, and the cycle still has the photo's colour to come back to.
 
+Skin tone (not in the paper; ``-T skin=true``): the generators are also told one of 3 skin tones (``net``: a
+conditional instance norm) and the critics judge hair colour and skin tone together (one label-mask group per
+pair). As with the hair, G is asked for the tone of the cartoon drawn in the same batch, F for the photo's own when
+it closes the cycle. Tones: a cartoon's from its ``skin_rgb`` label, else measured like a photo's — on the skin
+between the eyes and the mouth, classed by the individual typology angle (:mod:`.skin`). ``-T g-train=skin``
+trains only G's new skin modulation (the rest of G frozen): how a shipped net gains the condition without
+unlearning what it draws (``--init shipped``; the new parameters start as the identity).
+
 Augmentation as the paper: rotate ±15°, zoom 1.0–1.3, shift ±10 %, landmarks moved with the image (plus the
 engine's mirror flips). The engine owns AMP on GPU, checkpoints and sample grids.
 """
@@ -90,6 +98,13 @@ class CartoonTrainOptions:
     upsample: str = field(
         default="deconv", metadata={"help": "generator ×2 layers: deconv (transposed conv) or resize (no checkerboard)"}
     )
+    skin: bool = field(default=False, metadata={"help": "condition the generators and critics on 3 skin tones"})
+    g_train: str = field(
+        default="all", metadata={"help": "what of G trains: all, or skin (only its skin modulation; -T skin=true)"}
+    )
+    skin_lr: float = field(
+        default=0.0, metadata={"help": "learning rate of the generators' skin modulation (0: lr; -T skin=true)"}
+    )
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -120,6 +135,14 @@ class CartoonTrainOptions:
             raise ValueError("g-base must be 1 to 256, d-base 1 to 512, g-blocks 0 to 32")
         if self.upsample not in ("deconv", "resize"):  # facetool.nets.layers.UPSAMPLES, named here without torch
             raise ValueError("upsample must be deconv or resize")
+        if self.g_train not in ("all", "skin"):
+            raise ValueError("g-train must be all or skin")
+        if self.skin and not self.uses_hair:
+            raise ValueError("skin needs the hair label (variant hair, local or affine)")
+        if (self.g_train == "skin" or self.skin_lr) and not self.skin:
+            raise ValueError("g-train skin and skin-lr need skin=true")
+        if not (math.isfinite(self.skin_lr) and 0 <= self.skin_lr <= 1):
+            raise ValueError("skin-lr must be 0 to 1")
 
     @property
     def uses_hair(self) -> bool:
@@ -144,6 +167,22 @@ def hair_indices(labels: list[dict[str, Any]], device: Any) -> torch.Tensor:
 
     names = [(item or {}).get("hair") for item in labels]
     return torch.tensor([HAIR_COLOURS.index(n) if n in HAIR_COLOURS else 1 for n in names], device=device)
+
+
+def skin_indices(images: torch.Tensor, points: torch.Tensor, labels: list[dict[str, Any]]) -> torch.Tensor:
+    """(B,) skin-tone classes: from an item's ``skin_rgb`` label (a generated cartoon's exact fill), else measured on
+    the image (photos, cartoons of an imported set)."""
+    import torch
+
+    from .skin import crop_skin_class, rgb_skin_class
+
+    measured = crop_skin_class(images.float(), points.float())
+    given = [(item or {}).get("skin_rgb") for item in labels]
+    known = [i for i, rgb in enumerate(given) if rgb is not None]
+    if known:
+        rgb = torch.tensor([given[i] for i in known], dtype=torch.float32, device=images.device) / 255
+        measured[known] = rgb_skin_class(rgb).to(measured.device)
+    return measured
 
 
 def part_patches(images: torch.Tensor, points: torch.Tensor, patch: int, scale: float) -> dict[str, torch.Tensor]:
@@ -195,6 +234,7 @@ class CartoonTrainer:
 
         from .net import (
             HAIR_COLOURS,
+            SKIN_TONES,
             ConditionalResnetConfig,
             ConditionalResnetGenerator,
             LabelMaskedPatchGAN,
@@ -205,13 +245,16 @@ class CartoonTrainer:
         self.setup, self.options = setup, o
         labels = len(HAIR_COLOURS) if o.uses_hair else 0
         extra = 5 if o.uses_landmarks else 0
+        self.skins = skins = len(SKIN_TONES) if o.skin else 0
 
         def generator() -> ConditionalResnetConfig:
             return ConditionalResnetConfig(labels=labels, extra=extra, base=o.g_base, blocks=o.g_blocks,
-                                           heatmap_sigma=o.heatmap_sigma, upsample=o.upsample)  # fmt: skip
+                                           heatmap_sigma=o.heatmap_sigma, upsample=o.upsample,
+                                           skins=skins)  # fmt: skip
 
-        # The baseline's critics get one "label" (every item has it): a plain PatchGAN.
-        critic_labels = max(labels, 1)
+        # The baseline's critics get one "label" (every item has it): a plain PatchGAN. With skin tones, one group
+        # per (hair, tone) pair: hair * tones + tone.
+        critic_labels = max(labels, 1) * max(skins, 1)
         cartoon_in = 3 + o.pair_channels
         self.configs: dict[str, Any] = {
             "G": generator(),
@@ -231,8 +274,16 @@ class CartoonTrainer:
                 self.nets[name] = LabelMaskedPatchGAN(config).to(device)
             else:
                 self.nets[name] = PatchGAN(config).to(device)
+        if o.g_train == "skin":  # only the skin modulation of G learns; F learns whole (it starts fresh anyway)
+            for pname, param in self.nets["G"].named_parameters():
+                param.requires_grad_(".skin." in pname)
+        generators: Any = [p for net in ("G", "F") for p in self.nets[net].parameters() if p.requires_grad]
+        if skins:  # the new zero-started modulation may learn faster than the rest (-T skin-lr); one group without
+            named = [(n, p) for net in ("G", "F") for n, p in self.nets[net].named_parameters() if p.requires_grad]
+            generators = [{"params": [p for n, p in named if ".skin." in n], "lr": o.skin_lr or o.lr},
+                          {"params": [p for n, p in named if ".skin." not in n]}]  # fmt: skip
         params: dict[str, Any] = {
-            "G": itertools.chain(self.nets["G"].parameters(), self.nets["F"].parameters()),
+            "G": generators,
             "D": itertools.chain(self.nets["D_cartoon"].parameters(), self.nets["D_photo"].parameters()),
         }
         for part in PARTS if o.uses_landmarks else ():
@@ -277,7 +328,12 @@ class CartoonTrainer:
             cy = hair_indices(cartoon["labels"][:n], device)
         else:
             cx = cy = torch.zeros(n, dtype=torch.long, device=device)
-        out = {"x": to_signed(x), "y": to_signed(y), "lx": lx, "ly": ly, "cx": cx, "cy": cy, "hx": None, "hy": None}
+        sx = sy = None
+        if self.skins:
+            sx = skin_indices(x, lx, photo["labels"][:n])
+            sy = skin_indices(y, ly, cartoon["labels"][:n])
+        out = {"x": to_signed(x), "y": to_signed(y), "lx": lx, "ly": ly, "cx": cx, "cy": cy, "hx": None, "hy": None,
+               "sx": sx, "sy": sy}  # fmt: skip
         size, sigma = (x.shape[-2], x.shape[-1]), o.heatmap_sigma * scale
         if o.uses_landmarks:
             from facetool.nets.layers import gaussian_heatmaps
@@ -326,7 +382,9 @@ class CartoonTrainer:
         G, F = wrap(self.nets["G"]), wrap(self.nets["F"])
         D_cartoon, D_photo = wrap(self.nets["D_cartoon"]), wrap(self.nets["D_photo"])
         v = self._inputs(batch, augment=True)
-        x, y, cx, cy, hx, hy = v["x"], v["y"], v["cx"], v["cy"], v["hx"], v["hy"]
+        x, y, cx, cy, hx, hy, sx, sy = (v[k] for k in ("x", "y", "cx", "cy", "hx", "hy", "sx", "sy"))
+        # the critics' labels: hair colour, or (hair, skin tone) pairs
+        kx, ky = (cx, cy) if sx is None else (cx * self.skins + sx, cy * self.skins + sy)
         critics = [n for n in self.nets if n.startswith("D_")]
         scale = self.setup.size / 128
 
@@ -340,12 +398,12 @@ class CartoonTrainer:
         self.optimizers["G"].zero_grad(set_to_none=True)
         losses: dict[str, float] = {}
         with amp.autocast():
-            fake_y = G(x, cy, hx)  # x drawn as a cartoon with the paired cartoon's hair colour
-            fake_x = F(y, cy, hy)  # y as a photo with its own hair colour
-            rec_x = F(fake_y, cx, hx)
-            rec_y = G(fake_x, cy, hy)
-            gan_y = self.gan.g_loss(judge_cartoon(fake_y, cy))
-            gan_x = self.gan.g_loss(D_photo(fake_x, cy))
+            fake_y = G(x, cy, hx, sy)  # x drawn as a cartoon with the paired cartoon's hair colour (and skin tone)
+            fake_x = F(y, cy, hy, sy)  # y as a photo with its own hair colour
+            rec_x = F(fake_y, cx, hx, sx)
+            rec_y = G(fake_x, cy, hy, sy)
+            gan_y = self.gan.g_loss(judge_cartoon(fake_y, ky))
+            gan_x = self.gan.g_loss(D_photo(fake_x, ky))
             cycle = F_.l1_loss(rec_x.float(), x.float()) + F_.l1_loss(rec_y.float(), y.float())
             loss = gan_y + gan_x + o.lambda_cycle * cycle
             if o.uses_landmarks:
@@ -367,7 +425,7 @@ class CartoonTrainer:
         # Global critics on real vs pooled fakes; a fake travels through the pool with its label (and, for the
         # affine variant's pair critic, the condition it was made for) as extra planes.
         self.optimizers["D"].zero_grad(set_to_none=True)
-        label_plane = cy.to(fake_y.dtype)[:, None, None, None].expand(-1, 1, *fake_y.shape[-2:])
+        label_plane = ky.to(fake_y.dtype)[:, None, None, None].expand(-1, 1, *fake_y.shape[-2:])
         kept = pair if pair is not None else x  # the photo for the other variants too: the pool's saved layout
         k = kept.shape[1]
         pooled_y = self.pools["cartoon"].query(torch.cat([fake_y.float(), kept.float(), label_plane.float()], 1))
@@ -375,12 +433,12 @@ class CartoonTrainer:
         with amp.autocast():
             py, p_pair, pc = pooled_y[:, :3], pooled_y[:, 3 : 3 + k], pooled_y[:, 3 + k, 0, 0].round().long()
             if pair is not None:
-                real_y = D_cartoon(torch.cat([pair, v["y_on_x"]], 1), cy)
+                real_y = D_cartoon(torch.cat([pair, v["y_on_x"]], 1), ky)
                 fake_y_logits = D_cartoon(torch.cat([p_pair, py], 1), pc)
             else:
-                real_y, fake_y_logits = D_cartoon(y, cy), D_cartoon(py, pc)
+                real_y, fake_y_logits = D_cartoon(y, ky), D_cartoon(py, pc)
             d_cartoon = self.gan.d_loss(real_y, fake_y_logits)
-            d_photo = self.gan.d_loss(D_photo(x, cx), D_photo(pooled_x[:, :3], pooled_x[:, 3, 0, 0].round().long()))
+            d_photo = self.gan.d_loss(D_photo(x, kx), D_photo(pooled_x[:, :3], pooled_x[:, 3, 0, 0].round().long()))
         amp.backward(d_cartoon + d_photo)
         amp.step(self.optimizers["D"])
         losses |= {"D_cartoon": d_cartoon.item(), "D_photo": d_photo.item()}
@@ -402,16 +460,16 @@ class CartoonTrainer:
         return {"G_cartoon": gan_y.item(), "G_photo": gan_x.item(), "cycle": cycle.item(), **losses}
 
     def samples(self, batch: Mapping[str, Mapping[str, Any]]) -> list[torch.Tensor]:
-        """[photo, G(photo) with the cartoon's hair, F(G(photo)), cartoon, F(cartoon)] in [0, 1]."""
+        """[photo, G(photo) with the cartoon's hair (and tone), F(G(photo)), cartoon, F(cartoon)] in [0, 1]."""
         import torch
 
         from facetool.models.common import to_unit
 
         v = self._inputs(batch, augment=False)
         with torch.no_grad():
-            fake_y = self.nets["G"](v["x"], v["cy"], v["hx"]).float()
-            rec_x = self.nets["F"](fake_y, v["cx"], v["hx"]).float()
-            fake_x = self.nets["F"](v["y"], v["cy"], v["hy"]).float()
+            fake_y = self.nets["G"](v["x"], v["cy"], v["hx"], v["sy"]).float()
+            rec_x = self.nets["F"](fake_y, v["cx"], v["hx"], v["sx"]).float()
+            fake_x = self.nets["F"](v["y"], v["cy"], v["hy"], v["sy"]).float()
         return [to_unit(t) for t in (v["x"], fake_y, rec_x, v["y"], fake_x)]
 
     def extra_state(self) -> dict[str, torch.Tensor]:
