@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 import torch
 from facetool_cartoon.net import SKIN_TONES, ConditionalResnetConfig, ConditionalResnetGenerator
-from facetool_cartoon.skin import crop_skin_class, rgb_skin_class, skin_class, typology_angle
+from facetool_cartoon.skin import (
+    GREY_SKIN_BOUNDS,
+    crop_skin_class,
+    grey_skin_class,
+    rgb_skin_class,
+    skin_class,
+    skin_lab,
+    skin_patch,
+    typology_angle,
+)
 from facetool_cartoon.train import skin_indices
 from test_cartoon_method import POINTS, SIZE, _folder
 
@@ -35,6 +44,13 @@ def test_a_crop_is_classed_by_the_skin_between_its_eyes_and_mouth():
     for i, colour in enumerate(("#f9d9c1", "#d39a6e", "#6a3f2a")):
         crops[i, :, 14:26, 10:22] = torch.tensor(_hex(colour))[:, None, None]  # the patch; the rest is white paper
     assert crop_skin_class(crops, torch.tensor([POINTS] * 3)).tolist() == [0, 1, 2]
+    # a black-and-white crop has no b*: classed by its skin's lightness against GREY_SKIN_BOUNDS
+    grey = crops.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1).clone()
+    lightness = skin_lab(grey, skin_patch(torch.tensor([POINTS] * 3), SIZE))[:, 0]
+    assert crop_skin_class(grey, torch.tensor([POINTS] * 3)).tolist() == grey_skin_class(lightness).tolist()
+    assert grey_skin_class(
+        torch.tensor([GREY_SKIN_BOUNDS[0], GREY_SKIN_BOUNDS[1], GREY_SKIN_BOUNDS[1] - 1])
+    ).tolist() == [0, 1, 2]
     # a cartoon's skin_rgb label wins over the measurement; an item without one is measured
     labels = [{"skin_rgb": [106, 63, 42]}, {}, None]
     assert skin_indices(crops, torch.tensor([POINTS] * 3), labels).tolist() == [2, 1, 2]

@@ -67,7 +67,7 @@ def measure(net: Any, request: Any) -> Any:
     from .landmarks import load_regressor
     from .net import SKIN_TONES
     from .runner import draw_avatars
-    from .skin import skin_class, skin_lab, skin_patch
+    from .skin import crop_skin_class, skin_class, skin_lab, skin_patch
 
     if net is None:
         raise UsageError("cartoon has no targets to score with --oracle: its data is unpaired")
@@ -114,7 +114,7 @@ def measure(net: Any, request: Any) -> Any:
             # patch between the photo's eyes and mouth; for a net trained with tones, each tone asked for too.
             patch = skin_patch(points, photos.shape[-1])
             photo_lab, avatar_lab = skin_lab(photos, patch), skin_lab(own_avatars, patch)
-            add("skin_agreement", skin_class(avatar_lab) == skin_class(photo_lab))
+            add("skin_agreement", skin_class(avatar_lab) == crop_skin_class(photos, points))  # what auto picks
             lightness += list(zip(photo_lab[:, 0].tolist(), avatar_lab[:, 0].tolist(), strict=True))
             if generator.config.skins:
                 for index, tone in enumerate(SKIN_TONES):

@@ -115,7 +115,7 @@ class FixedConditionCartoon(nn.Module):
     """The bare generator for ``facetool export`` / benchmarks: (B, 3, S, S) [0, 1] aligned crops -> avatars in
     [0, 1], one fixed hair colour, the template's landmark layout. ``crop_padding``: how its crops are filled past
     the photo (what the evaluation's ``-O tight`` simulates). ``skin``: one fixed tone for a net trained with them
-    (``auto``: each crop's own, measured — the evaluation's setting; an export takes a fixed one)."""
+    (``auto``: medium here; the evaluation, which uses only the generator, measures each crop's own)."""
 
     def __init__(self, generator: ConditionalResnetGenerator, hair: str = "brown", padding: str = "auto",
                  clean: str = "none", skin: str = "auto") -> None:  # fmt: skip
@@ -130,10 +130,9 @@ class FixedConditionCartoon(nn.Module):
         labels, heatmaps = condition_inputs(self.generator, crops[:1], None, [self.hair])
         labels = labels.expand(batch)
         heatmaps = None if heatmaps is None else heatmaps.expand(batch, -1, -1, -1)
-        if self.generator.config.skins and self.skin != "auto":
-            tones = skin_inputs(self.generator, crops[:1], None, [self.skin]).expand(batch)
-        else:
-            tones = skin_inputs(self.generator, crops, None, None)
+        tone = "medium" if self.skin == "auto" else self.skin  # fixed, as the hair: no measurement in the graph
+        tones = skin_inputs(self.generator, crops[:1], None, [tone])
+        tones = None if tones is None else tones.expand(batch)
         return (self.generator(crops * 2 - 1, labels, heatmaps, tones) + 1) / 2
 
     def extra_repr(self) -> str:
