@@ -494,6 +494,9 @@ def test_a_branch_continues_a_checkpoint_exactly_in_a_new_folder_with_options_ch
     lines = (changed / "losses.jsonl").read_text().splitlines()
     assert lines[:2] == (origin / "losses.jsonl").read_text().splitlines()[:2] and len(lines) == 3
     assert not torch.equal(_weights(changed)["1.weight"], _weights(origin)["1.weight"])
+    optim = json.loads((latest_checkpoint(changed) / "optim.json").read_text())
+    # the branch's -T lr is the rate it trained at, not the origin's loaded schedule (step 3 of 3: decayed to 0)
+    assert all(s["base_lrs"] == [0.5] for s in optim["schedulers"].values()), optim["schedulers"]
     with pytest.raises(UsageError, match="goes into a new --out folder"):
         run_training(toy_spec(), changed, resume=True, branch_from=at_two, steps=4)
 

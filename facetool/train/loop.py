@@ -133,6 +133,21 @@ def _restart_schedules(schedulers: Any) -> None:
         scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
 
+def _take_rates(schedulers: Mapping[str, Any], rates: Mapping[str, list[float]]) -> bool:
+    """A branch: the schedules restart from the base rates its own options built (a loaded scheduler keeps the
+    origin's, so ``-T lr=…`` would be recorded but not used). Returns whether any changed."""
+    changed = False
+    for name, scheduler in schedulers.items():
+        new = rates.get(name)
+        if new is None or not hasattr(scheduler, "base_lrs") or list(scheduler.base_lrs) == new:
+            continue
+        scheduler.base_lrs = list(new)
+        for group, rate in zip(scheduler.optimizer.param_groups, new, strict=True):
+            group["initial_lr"] = rate
+        changed = True
+    return changed
+
+
 # ---------------------------------------------------------------------------------------------------- data order
 
 
@@ -508,6 +523,8 @@ def run_training(
         net.train()
 
     start, wall_before, history = 0, 0.0, []
+    # the base rates the options built: a branch's -T lr=… must survive the loaded schedulers' (the origin's)
+    built_rates = {name: [group["lr"] for group in opt.param_groups] for name, opt in trainer.optimizers.items()}
     if state is not None:
         loaded = load_checkpoint(
             state.path, nets=trainer.nets, optimizers=trainer.optimizers, schedulers=trainer.schedulers,
@@ -520,7 +537,8 @@ def run_training(
             except FacetoolError:
                 extra = {}
             trainer.load_extra_state({k: v.to(device) for k, v in extra.items()})
-        if state.extra.get("run", {}).get("steps") != settings.steps:
+        rates_changed = branch_from is not None and _take_rates(trainer.schedulers, built_rates)
+        if rates_changed or state.extra.get("run", {}).get("steps") != settings.steps:
             _restart_schedules(trainer.schedulers.values())
         if start >= settings.steps:  # before any message: a finished run says one line
             raise UsageError(f"--resume {origin}: the run already reached step {start}; give --steps above it")
