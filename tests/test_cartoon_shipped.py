@@ -1,6 +1,6 @@
 """What the cartoon plugin ships: approach A's generator (local; B does not ship yet), its landmark regressors and
 hair meter (small safetensors with a model card that records their held-out scores) — and what the generator does
-to a real photo: the hair colour asked for, the features where the person's are, every face of the photo."""
+to a real photo: the hair colour and skin tone asked for, the features where the person's are, every face."""
 
 from __future__ import annotations
 
@@ -99,6 +99,27 @@ def test_avatar_has_the_hair_asked_for_and_the_features_where_the_persons_are(ph
         wanted = torch.stack([person[0], person[1], person[2], person[3:].mean(0)])
         errors = (features - wanted).norm(dim=-1) / eye_distance
         assert errors.max() < 0.35, (hair, errors.tolist())
+
+
+def test_the_skin_tone_asked_for_darkens_the_avatars_skin_and_auto_reads_the_sample_as_light(photos, tmp_path,
+                                                                                              one_thread):  # fmt: skip
+    from facetool_cartoon.skin import crop_skin_class, skin_lab, skin_patch
+
+    require_assets(*DETECTOR_ASSETS)
+    photo = photos / "colour.png"
+    faces = json.loads(_invoke("detect", str(photo), "--json"))["faces"]
+    points = torch.tensor([faces[0]["points5"]], dtype=torch.float32)
+    person = transform_points(points, estimate_alignment(points, get_template("avatar"), 128))
+    lightness = {}
+    for tone in ("auto", "light", "medium", "dark"):
+        out = tmp_path / f"{tone}.png"
+        _invoke("stylize", str(photo), "-m", "cartoon", "--skin", tone, "--hair", "brown", "--crop", "-o", str(out))
+        lightness[tone] = float(skin_lab(_avatar(out), skin_patch(person, 128))[0, 0])
+    # the model card: L* 94 / 79 / 68 on this photo; each tone clearly darker than the one before
+    assert lightness["light"] > lightness["medium"] + 6 > lightness["dark"] + 12, lightness
+    assert lightness["auto"] == pytest.approx(lightness["light"], abs=1)  # the astronaut's skin reads light
+    crop = _avatar(tmp_path / "auto.png")  # the class machinery on a real avatar: light skin reads light
+    assert crop_skin_class(crop, person).tolist() == [0]
 
 
 def test_variants_that_do_not_ship_say_so_in_one_line(sample_path):

@@ -146,17 +146,23 @@ def test_skin_flag_needs_weights_trained_with_tones(tmp_path):
 
     from facetool.cli import build_app
     from facetool.data.common import save_png
+    from facetool.train.checkpoint import TrainState, export_weights
 
     image = tmp_path / "in.png"
     save_png(image, np.zeros((64, 64, 3), np.uint8))
+    before = image.read_bytes()
+    config = ConditionalResnetConfig(extra=5, base=4, blocks=1)  # a net trained without tones (the 2026-11 kind)
+    plain = export_weights(tmp_path / "plain.safetensors", {"G": ConditionalResnetGenerator(config)}, torch.float32,
+                           TrainState(method="cartoon", configs={"G": config}))  # fmt: skip
     app = build_app()
-    result = CliRunner().invoke(app, ["stylize", str(image), "--method", "cartoon", "--skin", "dark"])
+    args = ["stylize", str(image), "--method", "cartoon", "--weights", str(plain)]
+    result = CliRunner().invoke(app, [*args, "--skin", "dark"])
     assert result.exit_code == 2 and "trained without skin tones" in result.stderr
     result = CliRunner().invoke(app, ["stylize", str(image), "--method", "cartoon", "--skin", "olive"])
     assert result.exit_code == 2 and "skin must be one of" in result.stderr
     result = CliRunner().invoke(app, ["stylize", str(image), "--method", "apdrawing", "--skin", "dark"])
     assert result.exit_code == 2 and "no skin setting" in result.stderr
-    assert image.read_bytes()  # untouched input
+    assert image.read_bytes() == before  # untouched input
     assert SKIN_TONES == ("light", "medium", "dark")
 
 

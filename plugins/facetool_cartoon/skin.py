@@ -2,9 +2,9 @@
 
 Both skins are read on the same patch — an ellipse between the eyes and the mouth (cheeks and nose; brows, lips and
 hairline left out) — as the median CIE Lab of its lit pixels (:data:`LIT_BAND`: no shading, nostrils, drawn lines
-or highlights). :func:`skin_agreement` correlates the two lightnesses over a crop folder.
-The shipped net does not carry the tone over (r = -0.30 on the 84 test crops: model card, "Skin tone"); a photo's
-skin lightness also holds its lighting, which is why the run-time repaint tried there was not kept.
+or highlights). :func:`skin_agreement` correlates the two lightnesses over a crop folder. The tone classes are what
+a generator trained with ``-T skin=true`` is told (``--skin``; ``auto`` = :func:`crop_skin_class`). A net without
+them does not carry the tone over (the 2026-11 net: r = -0.30 on the 84 test crops; model card, "Skin tone").
 """
 
 from __future__ import annotations
