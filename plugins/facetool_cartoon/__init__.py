@@ -2,10 +2,12 @@
 hair colour (one-hot at every layer, label-masked critics) and keeps the face's layout: approach A (landmark
 heatmaps in, a landmark-consistency loss through a fine-tuned regressor, three local critics) or approach B
 (cartoons warped onto the photo's landmarks by least-squares affines, a critic of cartoons paired with the layout).
+Nets trained with ``-T skin=true`` are told a skin tone too (not in the paper).
 
 :mod:`.net` nets, :mod:`.train` the trainer and its four variants, :mod:`.landmarks` the regressor, :mod:`.affine`
-approach B's alignment, :mod:`.evaluation` the measured scores, :mod:`.hair` the hair colour of photos and avatars.
-``facetool stylize photo.jpg --method cartoon [--hair auto|black|brown|blonde|grey] [--variant local|affine]``.
+approach B's alignment, :mod:`.evaluation` the measured scores, :mod:`.hair` the hair colour of photos and avatars,
+:mod:`.skin` their skin tone. ``facetool stylize photo.jpg --method cartoon [--hair auto|black|brown|blonde|grey]
+[--skin auto|light|medium|dark] [--variant local|affine]``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 @dataclass
 class CartoonRunOptions:
-    """``facetool stylize --method cartoon -O key=value`` (``--hair`` / ``--variant`` set the same)."""
+    """``facetool stylize --method cartoon -O key=value`` (``--hair`` / ``--skin`` / ``--variant`` set the same)."""
 
     hair: str = field(default="auto", metadata={"help": "auto (the photo's), black, brown, blonde or grey"})
     skin: str = field(
