@@ -79,7 +79,7 @@ def test_the_runner_paints_the_backdrop_unless_told_to_keep_the_drawing():
     class Drawing(torch.nn.Module):  # a "generator" that always draws the grainy avatar above
         config = ConditionalResnetGenerator(ConditionalResnetConfig(base=4, blocks=1)).config
 
-        def forward(self, x, labels, heatmaps):
+        def forward(self, x, labels, heatmaps, skin=None):
             return image.expand(len(x), -1, -1, -1) * 2 - 1
 
     crops = torch.full((1, 3, 128, 128), 0.5)
@@ -103,7 +103,7 @@ def test_the_runner_cleans_checkerboard_and_specks_unless_told_not_to():
     class Drawing(torch.nn.Module):  # a "generator" that draws the avatar with a deconv's checkerboard on it
         config = ConditionalResnetGenerator(ConditionalResnetConfig(base=4, blocks=1)).config
 
-        def forward(self, x, labels, heatmaps):
+        def forward(self, x, labels, heatmaps, skin=None):
             return checkered.expand(len(x), -1, -1, -1) * 2 - 1
 
     crops = torch.full((1, 3, 128, 128), 0.5)
