@@ -114,8 +114,8 @@ def skin_patch(points5: Tensor, size: int) -> Tensor:
 
 #: The patch's pixels a skin colour is read from, as lightness quantiles: its lit part. Shading, which a photo's light
 #: puts on a face and a colorimeter does not see, darkens the lower half; the top 5 % are highlights (and an
-#: avatar's drawn lines fall below). Looked at on 803 generated crops: read from the 25-90 % band, "dark" took in
-#: most faces in dim or warm light (91 of 803), from this band far fewer (27; model card, "Skin tone").
+#: avatar's drawn lines fall below). On 803 generated crops, read from the 25-90 % band "dark" took in 91, mostly
+#: light-skinned people in shadow or warm light (of ten looked at: nine); from this band 27 (model card).
 LIT_BAND = (0.6, 0.95)
 
 
