@@ -8,7 +8,8 @@ judges "a real cartoon with this hair colour", not just "a real cartoon". Landma
 with the label planes, so the layout reaches every layer too.
 
 Skin tone (not in the paper; ``skins`` > 0): a constant plane per class would reach each layer only as a
-per-channel constant, which the instance norm right after it removes again. So the skin class instead scales and
+per-channel constant, which the instance norm right after it removes again (all but the last, unnormalised layer,
+and away from zero-padded borders: the ways the hair planes get through). So the skin class instead scales and
 shifts each normalised feature map (a conditional instance norm: ``x * (1 + gamma[c]) + beta[c]``), with gamma and
 beta starting at zero, so a net trained without it starts a skin-conditioned run drawing exactly what it drew.
 """
