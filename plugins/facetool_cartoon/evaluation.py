@@ -114,7 +114,7 @@ def measure(net: Any, request: Any) -> Any:
             # patch between the photo's eyes and mouth; for a net trained with tones, each tone asked for too.
             patch = skin_patch(points, photos.shape[-1])
             photo_lab, avatar_lab = skin_lab(photos, patch), skin_lab(own_avatars, patch)
-            add("skin_agreement", skin_class(avatar_lab) == crop_skin_class(photos, points))  # what auto picks
+            add("skin_agreement", skin_class(avatar_lab) == crop_skin_class(photos, points, photo_lab))  # auto's pick
             lightness += list(zip(photo_lab[:, 0].tolist(), avatar_lab[:, 0].tolist(), strict=True))
             if generator.config.skins:
                 for index, tone in enumerate(SKIN_TONES):

@@ -2,9 +2,9 @@
 
 Both skins are read on the same patch — an ellipse between the eyes and the mouth (cheeks and nose; brows, lips and
 hairline left out) — as the median CIE Lab of its lit pixels (:data:`LIT_BAND`: no shading, nostrils, drawn lines
-or highlights). :func:`skin_agreement` correlates the two lightnesses over a crop folder. The tone classes are what
-a generator trained with ``-T skin=true`` is told (``--skin``; ``auto`` = :func:`crop_skin_class`). A net without
-them does not carry the tone over (the 2026-11 net: r = -0.30 on the 84 test crops; model card, "Skin tone").
+or highlights). The tone classes are what a generator trained with ``-T skin=true`` is told (``--skin``; ``auto`` =
+:func:`crop_skin_class`); ``facetool evaluate cartoon`` scores how the avatars' skin follows the photos'
+(``skin_agreement``, ``skin_r``; model card, "Skin tone as a condition").
 """
 
 from __future__ import annotations
@@ -42,10 +42,11 @@ def rgb_skin_class(rgb: Tensor) -> Tensor:
     return skin_class(rgb_to_lab(rgb.float().clamp(0, 1)[:, :, None, None])[:, :, 0, 0])
 
 
-def crop_skin_class(images: Tensor, points5: Tensor) -> Tensor:
+def crop_skin_class(images: Tensor, points5: Tensor, lab: Tensor | None = None) -> Tensor:
     """(B, 3, S, S) face crops in [0, 1] with their (B, 5, 2) landmarks -> (B,) int64 skin class; a black-and-white
-    crop by its skin's lightness alone (:func:`grey_skin_class`)."""
-    lab = skin_lab(images, skin_patch(points5, images.shape[-1]))
+    crop by its skin's lightness alone (:func:`grey_skin_class`). ``lab``: their :func:`skin_lab`, if read already."""
+    if lab is None:
+        lab = skin_lab(images, skin_patch(points5, images.shape[-1]))
     classes = skin_class(lab)
     grey = _black_and_white(images)
     if grey.any():
@@ -131,32 +132,3 @@ def skin_lab(images: Tensor, patch: Tensor) -> Tensor:
         low, high = torch.quantile(pixels[0], LIT_BAND[0]), torch.quantile(pixels[0], LIT_BAND[1])
         out.append(pixels[:, (pixels[0] >= low) & (pixels[0] <= high)].median(dim=1).values)
     return torch.stack(out)
-
-
-def skin_agreement(crops: str | Path, split: str | None = "test", hair: str = "brown", **run: Any) -> dict[str, Any]:
-    """Pearson r between the photos' and their avatars' skin lightness over a labelled crop folder (``facetool data
-    crops``), with the shipped net or ``weights=FILE``; plus the mean avatar lightness of the 10 darkest and 10
-    lightest photos. ``run``: stylize options (``-O``), e.g. ``clean="none"``."""
-    import numpy as np
-
-    from facetool.data.datasets import ManifestDataset
-    from facetool.methods import resolve_weights
-    from facetool.plugins import get_host
-
-    weights = run.pop("weights", None)
-    spec = get_host().generators.get("cartoon")
-    runner = spec.load(spec.options(hair=hair, **run), "cpu", resolve_weights(spec, weights))
-    data = ManifestDataset(crops, roles=("photo",), split=split, size=128)
-    pairs = []
-    for i in range(len(data)):
-        photo, points = data[i]["photo"][None], data[i]["points5"][None]
-        with torch.inference_mode():
-            avatar = runner(photo, points)
-        patch = skin_patch(points, photo.shape[-1])
-        pairs.append((float(skin_lab(photo, patch)[0, 0]), float(skin_lab(avatar, patch)[0, 0])))
-    values = np.array(pairs)
-    order = np.argsort(values[:, 0])
-    return {"faces": len(values), "r": round(float(np.corrcoef(values[:, 0], values[:, 1])[0, 1]), 3),
-            "photo_l": round(float(values[:, 0].mean()), 1), "avatar_l": round(float(values[:, 1].mean()), 1),
-            "avatar_l_darkest_10": round(float(values[order[:10], 1].mean()), 1),
-            "avatar_l_lightest_10": round(float(values[order[-10:], 1].mean()), 1)}  # fmt: skip
