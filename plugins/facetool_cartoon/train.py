@@ -176,13 +176,16 @@ def skin_indices(images: torch.Tensor, points: torch.Tensor, labels: list[dict[s
 
     from .skin import crop_skin_class, rgb_skin_class
 
-    measured = crop_skin_class(images.float(), points.float())
     given = [(item or {}).get("skin_rgb") for item in labels]
+    classes = torch.zeros(len(images), dtype=torch.long, device=images.device)
     known = [i for i, rgb in enumerate(given) if rgb is not None]
+    unknown = [i for i, rgb in enumerate(given) if rgb is None]
     if known:
         rgb = torch.tensor([given[i] for i in known], dtype=torch.float32, device=images.device) / 255
-        measured[known] = rgb_skin_class(rgb).to(measured.device)
-    return measured
+        classes[known] = rgb_skin_class(rgb).to(classes.device)
+    if unknown:  # only these are measured: a generated cartoon's label is exact
+        classes[unknown] = crop_skin_class(images[unknown].float(), points[unknown].float()).to(classes.device)
+    return classes
 
 
 def part_patches(images: torch.Tensor, points: torch.Tensor, patch: int, scale: float) -> dict[str, torch.Tensor]:
