@@ -280,9 +280,9 @@ class CartoonTrainer:
         if o.g_train == "skin":  # only the skin modulation of G learns; F learns whole (it starts fresh anyway)
             for pname, param in self.nets["G"].named_parameters():
                 param.requires_grad_(".skin." in pname)
-        generators: Any = [p for net in ("G", "F") for p in self.nets[net].parameters() if p.requires_grad]
+        named = [(n, p) for net in ("G", "F") for n, p in self.nets[net].named_parameters() if p.requires_grad]
+        generators: Any = [p for _, p in named]
         if skins:  # the new zero-started modulation may learn faster than the rest (-T skin-lr); one group without
-            named = [(n, p) for net in ("G", "F") for n, p in self.nets[net].named_parameters() if p.requires_grad]
             generators = [{"params": [p for n, p in named if ".skin." in n], "lr": o.skin_lr or o.lr},
                           {"params": [p for n, p in named if ".skin." not in n]}]  # fmt: skip
         params: dict[str, Any] = {
