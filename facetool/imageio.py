@@ -12,6 +12,7 @@ message that names the path. Importing this module must not import torch (the CL
 from __future__ import annotations
 
 import glob
+import io
 import os
 import stat
 import sys
@@ -379,19 +380,29 @@ def write_image(
         raise UsageError(f"image quality must be a whole number from 1 to 100, got {quality!r}")
 
     im = _array_to_pil(image, fmt, suffix)
-    params: dict[str, Any] = {}
-    if fmt == "JPEG":
-        # Full-resolution chroma at high quality: 4:2:0 visibly smears colour edges (lips, eyes).
-        params = {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
-    elif fmt == "WEBP":
-        params = {"quality": quality, "lossless": quality >= 100}
-
+    params = _save_params(fmt, quality)
     with atomic_output(p, "wb", protect=protect) as f:
         try:
             im.save(f, format=fmt, **params)
         except OSError as e:  # a full disk or an encoder failure; atomic_output drops the temp file
             raise ImageError(f"{p}: could not write the image ({_reason(e)})") from None
     return p
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """``image`` as :func:`write_image` takes it -> the bytes of a PNG file (for ``-o -``, standard output)."""
+    buffer = io.BytesIO()
+    _array_to_pil(image, "PNG", ".png").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _save_params(fmt: str, quality: int) -> dict[str, Any]:
+    if fmt == "JPEG":
+        # Full-resolution chroma at high quality: 4:2:0 visibly smears colour edges (lips, eyes).
+        return {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
+    if fmt == "WEBP":
+        return {"quality": quality, "lossless": quality >= 100}
+    return {}
 
 
 def _array_to_pil(image: np.ndarray, fmt: str, suffix: str) -> Image.Image:

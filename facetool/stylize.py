@@ -37,7 +37,9 @@ def stylize_photo(
         runner: the method's runner, (B, 3, S, S) [0, 1] -> (B, C, S, S) [0, 1]. A runner with a true
             ``takes_points5`` attribute is also given ``points5=`` (B, 5, 2), the faces' landmarks in crop pixels.
             A runner with a ``paste_mask`` method, (B, C, S, S) results -> (B, 1, S, S) in [0, 1], says which
-            pixels of its results to paste back (e.g. an avatar without its plain background).
+            pixels of its results to paste back (e.g. an avatar without its plain background). A runner's ``notes``
+            (one short line per face of its last call, e.g. what it measured for an ``auto`` setting) are printed
+            by ``facetool stylize`` after the output's name.
         template_name: alignment template of the method.
         faces: faces to draw; None means the photo already is an aligned crop (``--aligned``).
         size: crop size S.

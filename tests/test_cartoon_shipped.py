@@ -113,7 +113,9 @@ def test_the_skin_tone_asked_for_darkens_the_avatars_skin_and_auto_reads_the_sam
     lightness = {}
     for tone in ("auto", "light", "medium", "dark"):
         out = tmp_path / f"{tone}.png"
-        _invoke("stylize", str(photo), "-m", "cartoon", "--skin", tone, "--hair", "brown", "--crop", "-o", str(out))
+        said = _invoke("stylize", str(photo), "-m", "cartoon", "--skin", tone, "--hair", "brown", "--crop", "-o",
+                       str(out))  # fmt: skip
+        assert said.strip().endswith("(skin light)" if tone == "auto" else str(out)), said  # what auto picked
         lightness[tone] = float(skin_lab(_avatar(out), skin_patch(person, 128))[0, 0])
     # the model card: L* 94 / 79 / 68 on this photo; each tone clearly darker than the one before
     assert lightness["light"] > lightness["medium"] + 6 > lightness["dark"] + 12, lightness

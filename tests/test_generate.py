@@ -72,6 +72,19 @@ def test_same_seed_same_images_and_a_grid_for_several(app, tmp_path):
     assert sorted(p.name for p in made.iterdir()) == ["dots-seed0-000.png", "dots-seed0-001.png"]
 
 
+def test_dash_output_writes_the_grid_to_standard_output(app, tmp_path):
+    import io
+
+    from PIL import Image
+
+    file = tmp_path / "grid.png"
+    assert run(app, "generate", "-m", "dots", "-n", "4", "--seed", "3", "-o", str(file)).exit_code == 0
+    piped = run(app, "generate", "-m", "dots", "-n", "4", "--seed", "3", "-o", "-")
+    assert piped.exit_code == 0 and piped.stderr.strip() == "4 images -> -", piped.stderr
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(piped.stdout_bytes))), read_image(file))
+    assert not (tmp_path / "-").exists()
+
+
 def test_layout_json_round_trip_and_its_errors(app, tmp_path):
     layout = {"left_eye": (0.3, 0.4), "right_eye": (0.7, 0.4), "chin": (0.5, 0.9)}
     path = tmp_path / "layout.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,37 @@ def test_crop_writes_one_file_per_face(photo, tmp_path):
     assert read_image(tmp_path / "crop.face1.png").shape == (64, 64, 3)
 
 
+class NotingRunner:
+    """Says, per face of its last call, what it 'measured' (the crop's mean brightness rounded)."""
+
+    notes: list[str] = []
+
+    def __call__(self, crops):
+        self.notes = [f"level {float(c.mean()):.1f}" for c in crops]
+        return crops
+
+
+class NotingPlugin:
+    @hookimpl
+    def register_generators(self, register):
+        register(MethodSpec(name="noting", task="stylize", load=lambda o, d, w: NotingRunner(), description="test",
+                            sizes=(64,), input_size=64))  # fmt: skip
+
+
+def test_a_runners_notes_follow_the_output_name_one_per_face(photo, tmp_path):
+    path, _ = photo
+    get_host().register_object(NotingPlugin(), "noting")
+    both = run("stylize", str(path), "-m", "noting", "-o", str(tmp_path / "both.png"))
+    assert both.exit_code == 0, both.stderr
+    assert re.fullmatch(rf"{re.escape(str(path))} -> \S+both.png \(face0: level 0\.\d; face1: level 0\.\d\)",
+                        both.stdout.strip()), both.stdout  # fmt: skip
+    one = run("stylize", str(path), "-m", "noting", "--face", "largest", "--crop", "-o", str(tmp_path / "one.png"))
+    assert one.exit_code == 0, one.stderr
+    assert re.fullmatch(rf"{re.escape(str(path))} -> \S+one.png \(level 0\.\d\)", one.stdout.strip()), one.stdout
+    plain = run("stylize", str(path), "-m", "identity", "--size", "64", "-o", str(tmp_path / "plain.png"))
+    assert plain.stdout.strip() == f"{path} -> {tmp_path / 'plain.png'}"  # a runner without notes: the name alone
+
+
 def test_aligned_skips_detection(photo, tmp_path):
     path, image = photo
     out = tmp_path / "aligned.png"
@@ -144,6 +176,48 @@ def test_a_photo_piped_in_as_dash(photo, tmp_path):
     from facetool.cli.common import shown
 
     assert shown(Path("-")) == "./-"  # "-" given in its own folder as ./- : not to be read as standard input
+
+
+def test_dash_output_writes_one_png_to_standard_output(photo, tmp_path, monkeypatch):
+    import io
+
+    path, image = photo
+    piped = CliRunner().invoke(build_app(), ["stylize", "-", "-m", "identity", "--size", "64", "-o", "-"],
+                               input=path.read_bytes())  # fmt: skip
+    assert piped.exit_code == 0, piped.stderr
+    assert piped.stdout_bytes.startswith(b"\x89PNG") and piped.stderr.strip() == "- -> -"
+    from PIL import Image
+
+    pasted = np.asarray(Image.open(io.BytesIO(piped.stdout_bytes)))
+    assert pasted.shape == image.shape and np.abs(pasted.astype(int) - image).mean() < 1.5
+    one = run("stylize", str(path), "-m", "identity", "--size", "64", "--crop", "--face", "1", "-o", "-")
+    assert one.exit_code == 0 and np.asarray(Image.open(io.BytesIO(one.stdout_bytes))).shape == (64, 64, 3)
+    second = tmp_path / "second.png"
+    write_image(second, image)
+    for args, message in [
+        (["--crop"], f"-o -: {path} has 2 faces and --crop makes a picture of each; choose one with --face N"),
+        ([str(second)], "-o - writes one picture to standard output: give one input"),
+    ]:
+        refused = run("stylize", str(path), "-m", "identity", "--size", "64", "-o", "-", *args)
+        assert refused.exit_code == 2 and message in refused.stderr and refused.stdout_bytes == b"", refused.stderr
+    monkeypatch.chdir(tmp_path)  # ./- names a file "-", not standard output (and an image file needs a suffix)
+    dash = run("stylize", str(path), "-m", "identity", "--size", "64", "-o", "./-")
+    assert dash.exit_code == 2 and "-o ./-: no suffix" in dash.stderr and dash.stdout_bytes == b""
+
+
+def test_dash_output_refuses_a_terminal(monkeypatch):
+    import sys
+
+    from facetool.cli.common import check_stdout_output
+    from facetool.errors import UsageError
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    with pytest.raises(UsageError, match="standard output is a terminal; redirect it"):
+        check_stdout_output(1)
 
 
 def test_default_output_beside_input_and_several_inputs(photo, tmp_path):

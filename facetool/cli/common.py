@@ -121,6 +121,33 @@ def gather_inputs(items: list[str], writes_beside: bool = False) -> list[Path]:
 
 
 STDIN_NEEDS_OUTPUT = "the picture from standard input (-) has no folder to write beside: give -o"
+
+#: ``-o -``: the one result goes to standard output, as PNG bytes (``-o ./-`` is a file named "-").
+STDOUT = "-"
+
+
+def check_stdout_output(count: int, what: str = "input") -> None:
+    """Before any work: ``-o -`` writes one picture, and not onto a terminal."""
+    if count != 1:
+        raise UsageError(f"-o - writes one picture to standard output: give one {what} (or -o a folder/)")
+    stream = sys.stdout
+    if stream is None or (hasattr(stream, "isatty") and stream.isatty()):
+        raise UsageError("-o -: standard output is a terminal; redirect it (> result.png) or give -o FILE")
+
+
+def write_stdout(image: Any) -> None:
+    """One picture to standard output as PNG (after the work: nothing half-written reaches a pipe on failure)."""
+    from ..imageio import encode_png
+
+    data = encode_png(image)
+    stream = getattr(sys.stdout, "buffer", sys.stdout)
+    try:
+        stream.write(data)
+        stream.flush()
+    except OSError as error:  # a closed pipe (| head), a full disk behind the redirect
+        raise ImageError(f"-o -: cannot write to standard output ({error.strerror or error})") from None
+
+
 STDIN_CHUNK = 1 << 20
 
 

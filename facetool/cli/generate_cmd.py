@@ -7,14 +7,14 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, is_folder, out, read_stdin, shown, task_method
+from .common import STDOUT, check_stdout_output, err, is_folder, out, read_stdin, shown, task_method, write_stdout
 
 HELP = """Generate faces from noise with a generate method, optionally shaped like a given layout.
 
 --landmarks FILE.json gives the layout (format: facetool.generate's docstring; {"size": S, "points": {name: [x, y]}}
 with left_eye, right_eye, nose, mouth_left, mouth_right, chin); --like IMAGE takes it from the largest face of a
 photo or drawing. The same --seed gives the same images. Several images go into one grid (-o OUT.png) or one
-file each (-o a folder).
+file each (-o a folder); -o - writes the picture (PNG) to standard output.
 
 [b]Examples[/b]
 
@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
         count: int = typer.Option(1, "--count", "-n", min=1, max=1024, help="How many images."),
         seed: int = typer.Option(0, "--seed", min=0, help="Seed of the noise: same seed, same images."),
         # A str, not a Path: a Path drops the trailing "/" that marks a folder still to be made.
-        output: str = typer.Option("generated.png", "--output", "-o", help="PNG (a grid), or a folder (ending in /)."),
+        output: str = typer.Option(
+            "generated.png", "--output", "-o", help="PNG (a grid), a folder (ending in /), or - (standard output)."
+        ),
         option: list[str] = typer.Option([], "--option", "-O", help="Method setting key=value (facetool methods)."),
         size: int | None = typer.Option(None, "--size", help="Image size the method runs at."),
         weights: Path | None = typer.Option(None, "--weights", help="Weights file or training run to use."),
@@ -54,11 +56,15 @@ def register(app: typer.Typer) -> None:
         like = Path(like_arg) if like_arg not in (None, "-") else None  # standard input is read once all else fits
         name, spec, size = task_method(method, "generate", size, weights)
         options = parse_options(spec.options, option, f"method {name}")
-        folder = output.endswith(("/", "\\")) or is_folder(Path(output))
-        if not folder and Path(output).suffix.lower() not in IMAGE_SUFFIXES:
+        to_stdout = output == STDOUT
+        folder = not to_stdout and (output.endswith(("/", "\\")) or is_folder(Path(output)))
+        if to_stdout:
+            check_stdout_output(1)
+        elif not folder and Path(output).suffix.lower() not in IMAGE_SUFFIXES:
             raise UsageError(f"-o {output}: give an image file (.png, .jpg, …: a grid) or a folder (ending in /)")
         targets = [Path(output) / f"{name}-seed{seed}-{i:03d}.png" for i in range(count)] if folder else [Path(output)]
-        prepare_outputs(targets, protect=[p for p in (like, landmarks) if p is not None])
+        if not to_stdout:
+            prepare_outputs(targets, protect=[p for p in (like, landmarks) if p is not None])
         if like_arg == "-":
             like = read_stdin()
         dev = resolve_device(device)
@@ -72,7 +78,8 @@ def register(app: typer.Typer) -> None:
         elif like is not None:
             layout = _layout_like(like, spec, runner, size, detector, dev)
         images = checked_images(runner(count, seed, layout), count, None, name)
-        _write(images, Path(output), folder, name, seed, protect=[p for p in (like, landmarks) if p is not None])
+        protect = [p for p in (like, landmarks) if p is not None]
+        _write(images, None if to_stdout else Path(output), folder, name, seed, protect=protect)
 
 
 LIKE_MIN_SIDE, LIKE_MAX_ASPECT = 32, 4  # the smallest picture --like reads a face from, and its widest shape
@@ -106,7 +113,9 @@ def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None
     return predict(image)
 
 
-def _write(images, output: Path, folder: bool, name: str, seed: int, protect: list[Path]) -> None:
+def _write(images, output: Path | None, folder: bool, name: str, seed: int, protect: list[Path]) -> None:
+    """The images as one file each into a folder, as one picture (a grid when several), or (``output`` None, for
+    ``-o -``) that picture on standard output."""
     from ..generate import image_grid
     from ..imageio import from_tensor, write_image
 
@@ -117,5 +126,9 @@ def _write(images, output: Path, folder: bool, name: str, seed: int, protect: li
         out.print(f"{len(images)} images -> {output}", highlight=False)
         return
     picture = from_tensor(images[0]) if len(images) == 1 else image_grid(images)
+    if output is None:
+        write_stdout(picture)
+        err.print(f"{len(images)} image{'s' if len(images) > 1 else ''} -> -", highlight=False)
+        return
     written = write_image(output, picture, protect=protect)
     out.print(f"{len(images)} image{'s' if len(images) > 1 else ''} -> {written}", highlight=False)

@@ -7,7 +7,18 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, gather_inputs, out, output_paths, progress, shown, task_method
+from .common import (
+    STDOUT,
+    check_stdout_output,
+    err,
+    gather_inputs,
+    out,
+    output_paths,
+    progress,
+    shown,
+    task_method,
+    write_stdout,
+)
 
 HELP = """Turn portrait photos into drawings, cartoons or constructions with a stylize method.
 
@@ -21,6 +32,8 @@ Use --crop for the aligned result alone, --face to choose faces, --aligned when 
   facetool stylize photo.jpg --method apdrawing --face largest --crop -o drawing.png
 
   facetool stylize photo.jpg --method cartoon --hair blonde --crop -o avatar.png
+
+  facetool stylize - -o - < photo.jpg > drawing.png   (standard input to standard output, PNG)
 
   facetool methods   (lists the methods and their -O options)
 """
@@ -38,7 +51,10 @@ def register(app: typer.Typer) -> None:
             None, "--variant", help="Method variant, where it has some (= -O variant=…)."
         ),
         output: str | None = typer.Option(
-            None, "--output", "-o", help="Output image, or a folder (ending in /; always one for several)."
+            None,
+            "--output",
+            "-o",
+            help="Output image, a folder (ending in /; always one for several), or - (standard output, PNG).",
         ),
         face: str = typer.Option("all", "--face", help="all, largest, or a face number (0 = largest)."),
         crop: bool = typer.Option(False, "--crop", help="Aligned results alone: OUT.face0.png, OUT.face1.png …"),
@@ -70,8 +86,12 @@ def register(app: typer.Typer) -> None:
         inputs = gather_inputs(images, writes_beside=output is None)
         if mask is not None and len(inputs) != 1:
             raise UsageError("--mask is the person mask of one photo: give a single input with it")
-        targets = output_paths(inputs, output, f".{name}", ".png", IMAGE_SUFFIXES)
-        prepare_outputs(targets, protect=inputs)
+        if output == STDOUT:
+            check_stdout_output(len(inputs))
+            targets = [Path(STDOUT)]
+        else:
+            targets = output_paths(inputs, output, f".{name}", ".png", IMAGE_SUFFIXES)
+            prepare_outputs(targets, protect=inputs)
         dev = resolve_device(device)
         check_assets(spec.assets)
         runner = spec.load(options, dev, resolve_weights(spec, weights))
@@ -85,8 +105,9 @@ def register(app: typer.Typer) -> None:
         det_spec, det = (None, None) if aligned else load_detector(detector, detector_option, dev)
         try:
             failures = _stylize_all(
-                inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev, foreground
-            )
+                inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev, foreground,
+                to_stdout=output == STDOUT
+            )  # fmt: skip
         finally:
             close_detector(det)
         if failures:
@@ -108,6 +129,16 @@ def _shorthand(spec, name: str, **values: str | None) -> list[str]:
     return pairs
 
 
+def _notes(runner, count: int) -> str:
+    """A runner's ``notes`` of its last call (one per face: what ``auto`` picked) as a suffix of the output line."""
+    notes = [str(n) for n in (getattr(runner, "notes", None) or [])][:count] if count else []
+    if not notes:
+        return ""
+    if len(notes) == 1:
+        return f" ({notes[0]})"
+    return " (" + "; ".join(f"face{i}: {n}" for i, n in enumerate(notes)) + ")"
+
+
 def _read_mask(path: Path):
     """A person mask as (H, W) bool: the alpha channel of a cut-out (RGBA / LA), else luma above mid-gray."""
     import numpy as np
@@ -126,9 +157,10 @@ def _read_mask(path: Path):
 
 
 def _stylize_all(
-    inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev, foreground=None
+    inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev, foreground=None, to_stdout=False
 ) -> list[str]:
-    """Stylize every input; one bad file among several is reported and skipped, a single one raises."""
+    """Stylize every input; one bad file among several is reported and skipped, a single one raises.
+    ``to_stdout``: the one input's one result goes to standard output (``-o -``), its line to stderr."""
     from ..imageio import read_image, write_image
     from ..pipeline import choose_faces, detect_faces
     from ..stylize import stylize_photo
@@ -146,6 +178,14 @@ def _stylize_all(
             results = stylize_photo(image, runner, spec.template, faces, size, crop=crop,
                                     background=background, device=dev, foreground=foreground,
                                     method=spec.name)  # fmt: skip
+            notes = _notes(runner, 1 if faces is None else len(faces))
+            if to_stdout:
+                if len(results) != 1:
+                    raise UsageError(f"-o -: {shown(path)} has {len(results)} faces and --crop makes a picture of "
+                                     "each; choose one with --face N (0 = the largest)")  # fmt: skip
+                write_stdout(results[0])
+                err.print(f"{shown(path)} -> -{notes}", highlight=False)
+                continue
             written = []
             for index, result in enumerate(results):
                 dest = target if len(results) == 1 else target.with_name(f"{target.stem}.face{index}{target.suffix}")
@@ -155,7 +195,7 @@ def _stylize_all(
                     n += 1
                 written_in_run.add(dest)
                 written.append(write_image(dest, result, protect=inputs))
-            out.print(f"{shown(path)} -> {', '.join(map(str, written))}", highlight=False)
+            out.print(f"{shown(path)} -> {', '.join(map(str, written))}{notes}", highlight=False)
         except FacetoolError as error:
             if len(inputs) == 1:
                 raise

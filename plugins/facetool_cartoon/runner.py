@@ -71,7 +71,8 @@ class CartoonRunner:
 
     ``hair``: a colour name, or ``auto``: each crop's hair measured by :func:`.hair.photo_hair` (brown when no hair
     is found: a hat, a bald head). ``skin``: a tone name, or ``auto`` (each crop's own; only nets trained with skin
-    tones take it). ``chosen`` holds the hair colours of the last call."""
+    tones take it). ``chosen`` / ``chosen_skin`` hold the hair colours / skin tones of the last call (``chosen_skin``
+    empty for a net without tones), ``notes`` what ``auto`` picked, one line per face (printed by ``stylize``)."""
 
     takes_points5 = True
 
@@ -84,6 +85,7 @@ class CartoonRunner:
         self.plain_backdrop = plain_backdrop  # -O backdrop=plain: the speckled background painted over
         self.clean = clean
         self.chosen: list[str] = []
+        self.chosen_skin: list[str] = []
 
     def __call__(self, crops: Tensor, points5: Tensor | None = None) -> Tensor:
         crops = crops.to(self.device, torch.float32)
@@ -95,13 +97,30 @@ class CartoonRunner:
         else:
             self.chosen = [self.hair] * len(crops)
         with torch.inference_mode():
-            tones = None if self.skin == "auto" else [self.skin] * len(crops)
-            avatars = draw_avatars(self.generator, crops, points5, self.chosen, self.clean, tones)
+            if not self.generator.config.skins:
+                self.chosen_skin = []
+            elif self.skin == "auto":
+                classes = skin_inputs(self.generator, crops, points5, None)
+                self.chosen_skin = [SKIN_TONES[int(c)] for c in classes]
+            else:
+                self.chosen_skin = [self.skin] * len(crops)
+            avatars = draw_avatars(self.generator, crops, points5, self.chosen, self.clean, self.chosen_skin or None)
             if self.plain_backdrop:
                 from .cutout import flatten_background
 
                 avatars = flatten_background(avatars)
             return avatars
+
+    @property
+    def notes(self) -> list[str]:
+        """What ``auto`` measured on each face of the last call ("hair black, skin light"); empty when nothing was
+        left to ``auto``."""
+        picked = []
+        if self.hair == "auto":
+            picked.append([f"hair {h}" for h in self.chosen])
+        if self.skin == "auto" and self.chosen_skin:
+            picked.append([f"skin {s}" for s in self.chosen_skin])
+        return [", ".join(parts) for parts in zip(*picked, strict=True)] if picked else []
 
     def paste_mask(self, avatars: Tensor) -> Tensor:
         """(B, 3, S, S) avatars -> (B, 1, S, S): head and hair, not the plain background (see :mod:`.cutout`)."""
