@@ -39,10 +39,7 @@ def stylize_photo(
             A runner with a ``paste_mask`` method, (B, C, S, S) results -> (B, 1, S, S) in [0, 1], says which
             pixels of its results to paste back (e.g. an avatar without its plain background). A runner's ``notes``
             (one short line per face of its last call, e.g. what it measured for an ``auto`` setting) are printed
-            by ``facetool stylize`` after the output's name. A runner with a ``context`` attribute, a float k > 1,
-            is also given ``context=`` (B, 3, K, K), K = round(k·S): each face cut around the same centre at the
-            same scale, k times wider (a crop pixel (x, y) is (x + (K − S)/2, y + (K − S)/2) there) — for what it
-            measures on the surroundings, e.g. the hair a tight crop cuts off. Not given for aligned inputs.
+            by ``facetool stylize`` after the output's name.
         template_name: alignment template of the method.
         faces: faces to draw; None means the photo already is an aligned crop (``--aligned``).
         size: crop size S.
@@ -86,8 +83,6 @@ def stylize_photo(
     extras = {"points5": transform_points(points, matrices)} if getattr(runner, "takes_points5", False) else {}
     if mask is not None:
         extras["foreground"] = crop_faces(mask, matrices, size, padding_mode="zeros")
-    if getattr(runner, "context", None):
-        extras["context"] = context_crops(photo, matrices, size, float(runner.context))
     with torch.inference_mode():
         result = _to_rgb(checked_images(runner(crops, **extras), len(faces), size, method)).clamp(0, 1)
     if crop:
@@ -102,20 +97,6 @@ def stylize_photo(
     masks = runner.paste_mask(result) if hasattr(runner, "paste_mask") else None
     pasted = paste_back(canvas, result, matrices, masks, feather=feather, darken=background == "white")
     return [from_tensor(pasted[0].clamp(0, 1))]
-
-
-def context_crops(photo: Any, matrices: Any, size: int, wider: float) -> Any:
-    """The crops' surroundings: (1, 3, H, W) photo and (B, 2, 3) photo -> crop matrices of S-pixel crops ->
-    (B, 3, K, K), K = round(wider · S), cut around the same centres at the same scale (the edge repeated past the
-    photo). A crop pixel p is p + (K − S)/2 in them."""
-    from .align import crop_faces
-
-    if not wider >= 1:
-        raise ValueError(f"a runner's context must be at least 1 (the crop itself), got {wider!r}")
-    side = round(wider * size)
-    shifted = matrices.clone()
-    shifted[:, :, 2] += (side - size) / 2
-    return crop_faces(photo, shifted, side, "border")
 
 
 def _to_rgb(t: Any) -> Any:

@@ -129,56 +129,6 @@ def test_a_runners_notes_follow_the_output_name_one_per_face(photo, tmp_path):
     assert plain.stdout.strip() == f"{path} -> {tmp_path / 'plain.png'}"  # a runner without notes: the name alone
 
 
-class ContextRunner:
-    """Asks for its faces' surroundings, twice as wide, and keeps what it was given."""
-
-    context = 2.0
-    given: list = []
-
-    def __call__(self, crops, context=None):
-        ContextRunner.given.append((crops.clone(), None if context is None else context.clone()))
-        return crops
-
-
-class ContextPlugin:
-    @hookimpl
-    def register_generators(self, register):
-        register(MethodSpec(name="context", task="stylize", load=lambda o, d, w: ContextRunner(), description="test",
-                            sizes=(64,), input_size=64))  # fmt: skip
-
-
-def test_a_runner_asking_for_context_gets_each_face_cut_wider_around_the_same_centre(photo, tmp_path):
-    path, image = photo
-    get_host().register_object(ContextPlugin(), "context")
-    ContextRunner.given.clear()
-    assert run("stylize", str(path), "-m", "context", "-o", str(tmp_path / "c.png")).exit_code == 0
-    crops, context = ContextRunner.given[-1]
-    assert crops.shape == (2, 3, 64, 64) and context.shape == (2, 3, 128, 128)
-    inner = context[:, :, 32:96, 32:96]  # the crop, at the same scale, in the middle of its surroundings
-    assert (inner - crops).abs().max() < 1e-4
-    # The ring outside the crop is the photo itself: each pixel where the crop's inverse map puts it.
-    import torch
-
-    from facetool.align import estimate_alignment, get_template
-
-    points = torch.tensor(np.stack([f.points5 for f in sorted(FACES, key=lambda f: -f.box[2] + f.box[0])]))
-    matrices = estimate_alignment(points.float(), get_template("portrait"), 64)
-    checked = 0
-    for face, (u, v) in ((0, (108, 64)), (0, (64, 108)), (1, (20, 64)), (1, (64, 108))):
-        linear, offset = matrices[face, :, :2].double(), matrices[face, :, 2].double()
-        x, y = torch.linalg.solve(linear, torch.tensor([u - 32.0, v - 32.0], dtype=torch.float64) - offset).tolist()
-        if 0 <= x < image.shape[1] - 1 and 0 <= y < image.shape[0] - 1:  # bilinear read of the photo
-            x0, y0, fx, fy = int(x), int(y), x - int(x), y - int(y)
-            patch = image[y0 : y0 + 2, x0 : x0 + 2].astype(float) / 255
-            top, bottom = patch[0, 0] * (1 - fx) + patch[0, 1] * fx, patch[1, 0] * (1 - fx) + patch[1, 1] * fx
-            assert np.abs(context[face, :, v, u].numpy() - (top * (1 - fy) + bottom * fy)).max() < 0.01, (face, u, v)
-            checked += 1
-    assert checked == 4
-    assert run("stylize", str(path), "-m", "context", "--aligned", "--size", "64", "-o", str(tmp_path / "a.png")
-               ).exit_code == 0  # fmt: skip
-    assert ContextRunner.given[-1][1] is None  # an aligned input has no surroundings to give
-
-
 def test_aligned_skips_detection(photo, tmp_path):
     path, image = photo
     out = tmp_path / "aligned.png"

@@ -97,32 +97,6 @@ def auto_hair_agreement(crops: str | Path) -> dict[str, Any]:
     return {"faces": faces, **rates, "grey_confusion": confusion}
 
 
-def context_hair_agreement(crops: str | Path, photos: str | Path, wider: tuple[float, ...] = (1.0, 2.0, 2.5, 3.0),
-                           split: str | None = None) -> dict[str, Any]:  # fmt: skip
-    """How often ``--hair auto`` names a labelled crop folder's hair label when it measures on the face cut k times
-    wider around the same centre (:func:`facetool.stylize.context_crops`; k = 1 is the crop itself), re-cut from
-    the source photos in ``photos`` (the folder ``facetool data crops`` read). {"faces", "k": rate, …}."""
-    from facetool.align import crop_faces
-    from facetool.data.datasets import ManifestDataset
-    from facetool.imageio import read_image, to_tensor
-    from facetool.stylize import context_crops
-
-    faces, hits = 0, dict.fromkeys(wider, 0)
-    for record, _ in ManifestDataset(crops, roles=("photo",), split=split).items:
-        labels = record["labels"]
-        if labels.get("hair") not in HAIR_COLOURS:
-            continue
-        faces += 1
-        photo = to_tensor(read_image(Path(photos) / "photos" / labels["photo"]))
-        matrix, size = torch.tensor([labels["matrix"]], dtype=torch.float32), int(labels["size"])
-        points5 = torch.tensor(labels["points5"], dtype=torch.float32)
-        for k in wider:
-            cut = context_crops(photo, matrix, size, k) if k > 1 else crop_faces(photo, matrix, size)
-            shift = (cut.shape[-1] - size) / 2
-            hits[k] += (photo_hair(cut[0], points5 + shift) or "brown") == labels["hair"]
-    return {"faces": faces, **{str(k): round(n / max(faces, 1), 3) for k, n in hits.items()}}
-
-
 def hair_batch(images: Tensor, points5: Tensor | None = None) -> list[str | None]:
     """images (B, 3, S, S) in [0, 1] -> one class (or None) per image."""
     return [photo_hair(image, None if points5 is None else points5[i]) for i, image in enumerate(images)]

@@ -66,24 +66,6 @@ def clean_avatars(avatars: Tensor, clean: str) -> Tensor:
     return median_blur(avatars, (3, 3))
 
 
-def _measured_hair(crops: Tensor, points5: Tensor | None, context: Tensor | None) -> list[str]:
-    """Each face's hair by :func:`.hair.photo_hair` (brown where none is found), on its ``context`` (the face cut
-    :data:`CONTEXT` times wider) when given, else on the crop."""
-    from .hair import photo_hair
-
-    if points5 is None:
-        points5 = get_template(TEMPLATE).tensor(crops.shape[-1], device=crops.device).expand(len(crops), 5, 2)
-    if context is not None:
-        crops, points5 = context, points5 + (context.shape[-1] - crops.shape[-1]) / 2
-    return [photo_hair(crop, points5[i]) or "brown" for i, crop in enumerate(crops)]
-
-
-#: The hair is measured on the face cut this many times wider than the avatar's crop: the tight crop cuts off the
-#: top of the head and leaves the person mask no background to learn from (model card, "Hair measured on the
-#: face's surroundings").
-CONTEXT = 2.5
-
-
 class CartoonRunner:
     """crops (B, 3, S, S) in [0, 1] (+ ``points5`` (B, 5, 2) crop pixels) -> avatars (B, 3, S, S) in [0, 1].
 
@@ -104,12 +86,14 @@ class CartoonRunner:
         self.clean = clean
         self.chosen: list[str] = []
         self.chosen_skin: list[str] = []
-        self.context = CONTEXT if hair == "auto" else None  # read by facetool.stylize: the faces' surroundings
 
-    def __call__(self, crops: Tensor, points5: Tensor | None = None, context: Tensor | None = None) -> Tensor:
+    def __call__(self, crops: Tensor, points5: Tensor | None = None) -> Tensor:
         crops = crops.to(self.device, torch.float32)
         if self.hair == "auto":
-            self.chosen = _measured_hair(crops, points5, context)
+            from .hair import photo_hair
+
+            self.chosen = [photo_hair(crop, None if points5 is None else points5[i]) or "brown"
+                           for i, crop in enumerate(crops)]  # fmt: skip
         else:
             self.chosen = [self.hair] * len(crops)
         with torch.inference_mode():
