@@ -129,6 +129,29 @@ def test_a_runners_notes_follow_the_output_name_one_per_face(photo, tmp_path):
     assert plain.stdout.strip() == f"{path} -> {tmp_path / 'plain.png'}"  # a runner without notes: the name alone
 
 
+def test_json_lists_each_inputs_files_faces_and_notes_and_the_failures(photo, tmp_path):
+    import json
+
+    path, image = photo
+    get_host().register_object(NotingPlugin(), "noting")
+    one = run("stylize", str(path), "-m", "noting", "--crop", "-o", str(tmp_path / "one.png"), "--json")
+    assert one.exit_code == 0, one.stderr
+    record = json.loads(one.stdout)
+    assert record["input"] == str(path) and record["faces"] == 2
+    assert record["outputs"] == [str(tmp_path / "one.face0.png"), str(tmp_path / "one.face1.png")]
+    assert [n.startswith("level 0.") for n in record["notes"]] == [True, True]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a picture")
+    both = run("stylize", str(path), str(broken), "-m", "identity", "--size", "64", "-o", f"{tmp_path}/out/", "--json")
+    assert both.exit_code == 1 and "1 of 2 images failed" in both.stderr
+    first, second = json.loads(both.stdout)
+    written = str(tmp_path / "out" / "photo.identity.png")
+    assert first == {"input": str(path), "faces": 2, "notes": [], "outputs": [written]}
+    assert second["input"] == str(broken) and "broken.png" in second["error"]
+    clash = run("stylize", str(path), "-m", "identity", "--size", "64", "-o", "-", "--json")
+    assert clash.exit_code == 2 and "--json and -o - would both write to standard output" in clash.stderr
+
+
 def test_aligned_skips_detection(photo, tmp_path):
     path, image = photo
     out = tmp_path / "aligned.png"

@@ -14,6 +14,7 @@ from .common import (
     gather_inputs,
     out,
     output_paths,
+    print_json,
     progress,
     shown,
     task_method,
@@ -34,6 +35,8 @@ Use --crop for the aligned result alone, --face to choose faces, --aligned when 
   facetool stylize photo.jpg --method cartoon --hair blonde --crop -o avatar.png
 
   facetool stylize - -o - < photo.jpg > drawing.png   (standard input to standard output, PNG)
+
+  facetool stylize photos/ -m cartoon -o avatars/ --json   (files, faces and auto's picks per photo)
 
   facetool methods   (lists the methods and their -O options)
 """
@@ -70,6 +73,9 @@ def register(app: typer.Typer) -> None:
         detector: str | None = typer.Option(None, "--detector", "-d", help="Detector name."),
         detector_option: list[str] = typer.Option([], "--detector-option", "-D", help="Detector setting key=value."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+        as_json: bool = typer.Option(
+            False, "--json", help="Print, per input, the files written, the faces and what auto settings picked."
+        ),
     ) -> None:
         from ..device import resolve_device
         from ..imageio import IMAGE_SUFFIXES, prepare_outputs
@@ -87,6 +93,8 @@ def register(app: typer.Typer) -> None:
         if mask is not None and len(inputs) != 1:
             raise UsageError("--mask is the person mask of one photo: give a single input with it")
         if output == STDOUT:
+            if as_json:
+                raise UsageError("--json and -o - would both write to standard output: give -o a file or folder")
             check_stdout_output(len(inputs))
             targets = [Path(STDOUT)]
         else:
@@ -104,12 +112,14 @@ def register(app: typer.Typer) -> None:
             foreground = _read_mask(mask)
         det_spec, det = (None, None) if aligned else load_detector(detector, detector_option, dev)
         try:
-            failures = _stylize_all(
+            records, failures = _stylize_all(
                 inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev, foreground,
-                to_stdout=output == STDOUT
+                to_stdout=output == STDOUT, quiet=as_json
             )  # fmt: skip
         finally:
             close_detector(det)
+        if as_json:
+            print_json(records if len(inputs) > 1 else records[0])
         if failures:
             raise FacetoolError(f"{len(failures)} of {len(inputs)} images failed (first: {failures[0]})")
 
@@ -129,9 +139,13 @@ def _shorthand(spec, name: str, **values: str | None) -> list[str]:
     return pairs
 
 
-def _notes(runner, count: int) -> str:
-    """A runner's ``notes`` of its last call (one per face: what ``auto`` picked) as a suffix of the output line."""
-    notes = [str(n) for n in (getattr(runner, "notes", None) or [])][:count] if count else []
+def _notes(runner, count: int) -> list[str]:
+    """A runner's ``notes`` of its last call (one per face: what ``auto`` picked), for the ``count`` faces drawn."""
+    return [str(n) for n in (getattr(runner, "notes", None) or [])][:count] if count else []
+
+
+def _notes_suffix(notes: list[str]) -> str:
+    """Notes as a suffix of the output line: ``(…)`` for one face, ``(face0: …; face1: …)`` for several."""
     if not notes:
         return ""
     if len(notes) == 1:
@@ -157,14 +171,17 @@ def _read_mask(path: Path):
 
 
 def _stylize_all(
-    inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev, foreground=None, to_stdout=False
-) -> list[str]:
+    inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev, foreground=None, to_stdout=False,
+    quiet=False
+) -> tuple[list[dict], list[str]]:  # fmt: skip
     """Stylize every input; one bad file among several is reported and skipped, a single one raises.
-    ``to_stdout``: the one input's one result goes to standard output (``-o -``), its line to stderr."""
+    ``to_stdout``: the one input's one result goes to standard output (``-o -``), its line to stderr. ``quiet``: no
+    line per input on stdout (``--json`` prints the returned records instead). Returns (records, failures)."""
     from ..imageio import read_image, write_image
     from ..pipeline import choose_faces, detect_faces
     from ..stylize import stylize_photo
 
+    records: list[dict] = []
     failures: list[str] = []
     written_in_run: set[Path] = set()  # one run never writes a file twice (per-face names vs. numbered stems)
     for path, target in zip(progress(inputs, f"stylize {spec.name}"), targets, strict=True):
@@ -179,12 +196,14 @@ def _stylize_all(
                                     background=background, device=dev, foreground=foreground,
                                     method=spec.name)  # fmt: skip
             notes = _notes(runner, 1 if faces is None else len(faces))
+            record = {"input": shown(path), "faces": None if faces is None else len(faces), "notes": notes}
             if to_stdout:
                 if len(results) != 1:
                     raise UsageError(f"-o -: {shown(path)} has {len(results)} faces and --crop makes a picture of "
                                      "each; choose one with --face N (0 = the largest)")  # fmt: skip
                 write_stdout(results[0])
-                err.print(f"{shown(path)} -> -{notes}", highlight=False)
+                err.print(f"{shown(path)} -> -{_notes_suffix(notes)}", highlight=False)
+                records.append({**record, "outputs": ["-"]})
                 continue
             written = []
             for index, result in enumerate(results):
@@ -195,10 +214,13 @@ def _stylize_all(
                     n += 1
                 written_in_run.add(dest)
                 written.append(write_image(dest, result, protect=inputs))
-            out.print(f"{shown(path)} -> {', '.join(map(str, written))}{notes}", highlight=False)
+            records.append({**record, "outputs": [str(w) for w in written]})
+            if not quiet:
+                out.print(f"{shown(path)} -> {', '.join(map(str, written))}{_notes_suffix(notes)}", highlight=False)
         except FacetoolError as error:
             if len(inputs) == 1:
                 raise
             failures.append(str(error))
+            records.append({"input": shown(path), "error": str(error)})
             err.print(f"skipped: {error}", highlight=False)
-    return failures
+    return records, failures
