@@ -267,6 +267,10 @@ def test_evaluate_measures_hair_landmarks_and_fid_of_a_tiny_net(domains, tmp_pat
     assert tight["tight_change"] > 0.001 and tight["nme_photo"] != metrics["nme_photo"]
     refused = CliRunner().invoke(build_app(), [*args, "-O", "tight=0.5"])
     assert refused.exit_code == 2 and "tight" in refused.output
+    # photos made black-and-white: the net and the regressor get other inputs, the skin's truth stays the colour one
+    grey = json.loads(CliRunner().invoke(build_app(), [*args, "-O", "grey=true"]).stdout)["metrics"]
+    assert grey["nme_photo"] != metrics["nme_photo"] and grey["grain"] != metrics["grain"]
+    assert grey["nme_template"] == pytest.approx(metrics["nme_template"])  # the labels are the same
 
 
 def test_cartoons_without_landmarks_get_the_regressors_points(domains, tmp_path, one_thread):

@@ -75,6 +75,13 @@ class CartoonRunOptions:
             "says (what a photo cropped tight to the face gives)"
         },
     )
+    grey: bool = field(
+        default=False,
+        metadata={
+            "help": "facetool evaluate only: draw from the photos made black-and-white (luma); the hair and skin "
+            "they are scored against stay the colour photos'"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.hair not in HAIR_CHOICES:

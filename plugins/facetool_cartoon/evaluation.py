@@ -17,6 +17,8 @@ photo is drawn once per hair colour. Metrics:
 - ``checkerboard`` and ``grain`` (:mod:`facetool.metrics.texture`) of the avatars (own hair colour): the spectrum's
   peaks at the upsampling artefacts' frequencies, and the speckle a 3×3 median removes; with ``-O cartoons`` also
   ``checkerboard_real`` / ``grain_real`` of the held-out cartoons, what a clean drawing scores.
+- ``-O grey=true`` draws from the photos made black-and-white (PIL's luma); the skin they are scored against, and
+  ``skin_r``'s photo side, stay the colour photo's, and the hair asked is each label, as without it.
 - Every avatar is cleaned as ``facetool stylize`` cleans it (``-O clean``, default ``median``; ``-O clean=none``
   measures the net as it draws, as every row of the card before 2026-12-01 was).
 - ``fid``: age-net features (the core's offline backbone) of one avatar per photo (the photo's own hair colour)
@@ -77,6 +79,7 @@ def measure(net: Any, request: Any) -> Any:
     regressor = load_regressor(EVAL_REGRESSOR, request.device)
     meter = load_meter(device=request.device)
     tight = float(getattr(request.options, "tight", 0.0) or 0.0)
+    grey = bool(getattr(request.options, "grey", False))
     padding = getattr(net, "crop_padding", "border")  # filled as stylize's crops are
     clean = getattr(net, "clean", "none")  # and cleaned as stylize cleans them (-O clean)
     template = None
@@ -90,6 +93,13 @@ def measure(net: Any, request: Any) -> Any:
     for start in range(0, count, request.batch_size):
         batch = ManifestDataset.collate([data[i] for i in range(start, min(start + request.batch_size, count))])
         photos, points = batch["photo"].to(request.device), batch["points5"].to(request.device)
+        coloured = photos  # what the skin is scored against
+        if grey:  # PIL's luma, as a black-and-white photo
+            photos = (
+                (photos * torch.tensor([0.299, 0.587, 0.114], device=photos.device)[:, None, None])
+                .sum(1, keepdim=True)
+                .expand_as(photos)
+            )
         full = photos
         if tight:
             photos = cut_sides(photos, torch.full((4,), tight), fill=padding)
@@ -113,8 +123,8 @@ def measure(net: Any, request: Any) -> Any:
             # Skin: the avatar's tone class (own hair, the tone stylize picks) against the photo's, both read on the
             # patch between the photo's eyes and mouth; for a net trained with tones, each tone asked for too.
             patch = skin_patch(points, photos.shape[-1])
-            photo_lab, avatar_lab = skin_lab(photos, patch), skin_lab(own_avatars, patch)
-            add("skin_agreement", skin_class(avatar_lab) == crop_skin_class(photos, points, photo_lab))  # auto's pick
+            photo_lab, avatar_lab = skin_lab(coloured, patch), skin_lab(own_avatars, patch)
+            add("skin_agreement", skin_class(avatar_lab) == crop_skin_class(coloured, points, photo_lab))  # auto's pick
             lightness += list(zip(photo_lab[:, 0].tolist(), avatar_lab[:, 0].tolist(), strict=True))
             if generator.config.skins:
                 for index, tone in enumerate(SKIN_TONES):
