@@ -65,6 +65,18 @@ def run(*args):
     return result
 
 
+def method_plugin(name: str, make_runner, **spec):
+    """An in-process plugin with one 64² stylize method, ``name``, whose runner ``make_runner()`` builds."""
+
+    class OneMethod:
+        @hookimpl
+        def register_generators(self, register):
+            register(MethodSpec(name=name, task="stylize", load=lambda o, d, w: make_runner(), description="test",
+                                sizes=(64,), input_size=64, **spec))  # fmt: skip
+
+    return OneMethod()
+
+
 def test_identity_paste_back_reproduces_the_photo(photo, tmp_path):
     path, image = photo
     out = tmp_path / "out.png"
@@ -108,16 +120,9 @@ class NotingRunner:
         return crops
 
 
-class NotingPlugin:
-    @hookimpl
-    def register_generators(self, register):
-        register(MethodSpec(name="noting", task="stylize", load=lambda o, d, w: NotingRunner(), description="test",
-                            sizes=(64,), input_size=64))  # fmt: skip
-
-
 def test_a_runners_notes_follow_the_output_name_one_per_face(photo, tmp_path):
     path, _ = photo
-    get_host().register_object(NotingPlugin(), "noting")
+    get_host().register_object(method_plugin("noting", NotingRunner), "noting")
     both = run("stylize", str(path), "-m", "noting", "-o", str(tmp_path / "both.png"))
     assert both.exit_code == 0, both.stderr
     assert re.fullmatch(rf"{re.escape(str(path))} -> \S+both.png \(face0: level 0\.\d; face1: level 0\.\d\)",
@@ -133,7 +138,7 @@ def test_json_lists_each_inputs_files_faces_and_notes_and_the_failures(photo, tm
     import json
 
     path, image = photo
-    get_host().register_object(NotingPlugin(), "noting")
+    get_host().register_object(method_plugin("noting", NotingRunner), "noting")
     one = run("stylize", str(path), "-m", "noting", "--crop", "-o", str(tmp_path / "one.png"), "--json")
     assert one.exit_code == 0, one.stderr
     record = json.loads(one.stdout)
@@ -343,7 +348,7 @@ def test_an_unwritable_output_folder_or_an_input_as_output_fails_before_any_work
     path, image = photo
     second = tmp_path / "second.png"
     write_image(second, image)
-    get_host().register_object(CountingPlugin(), "counting")
+    get_host().register_object(method_plugin("counting", Counting), "counting")
     locked = tmp_path / "locked"
     locked.mkdir()
     real = tempfile.mkstemp
@@ -362,13 +367,6 @@ def test_an_unwritable_output_folder_or_an_input_as_output_fails_before_any_work
     result = run("stylize", str(path), "-m", "counting", "-o", str(path))
     assert result.exit_code == 2 and "is an input file" in result.stderr
     assert Counting.calls == 0 and path.read_bytes() == before
-
-
-class CountingPlugin:
-    @hookimpl
-    def register_generators(self, register):
-        register(MethodSpec(name="counting", task="stylize", load=lambda o, d, w: Counting(), description="test",
-                            sizes=(64,), input_size=64))  # fmt: skip
 
 
 def test_person_mask_is_cropped_with_each_face(photo, tmp_path):
@@ -498,16 +496,9 @@ class WhitePageRunner:
         return x[:, :1] * 0
 
 
-class WhitePagePlugin:
-    @hookimpl
-    def register_generators(self, register):
-        register(MethodSpec(name="page", task="stylize", load=lambda o, d, w: WhitePageRunner(), description="test",
-                            sizes=(64,), input_size=64, background="photo"))  # fmt: skip
-
-
 def test_a_runners_background_overrides_the_specs_and_the_option_overrides_both(photo, tmp_path):
     path, image = photo
-    get_host().register_object(WhitePagePlugin(), "page")
+    get_host().register_object(method_plugin("page", WhitePageRunner, background="photo"), "page")
     for extra, corner_is_paper in (([], True), (["--background", "photo"], False)):
         out = tmp_path / f"{corner_is_paper}.png"
         assert run("stylize", str(path), "-m", "page", *extra, "-o", str(out)).exit_code == 0
