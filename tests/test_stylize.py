@@ -153,6 +153,9 @@ def test_json_lists_each_inputs_files_faces_and_notes_and_the_failures(photo, tm
     written = str(tmp_path / "out" / "photo.identity.png")
     assert first == {"input": str(path), "faces": 2, "notes": [], "outputs": [written]}
     assert second["input"] == str(broken) and "broken.png" in second["error"]
+    alone = run("stylize", str(broken), "-m", "identity", "--size", "64", "-o", str(tmp_path / "b.png"), "--json")
+    assert alone.exit_code == 1 and len(alone.stderr.strip().splitlines()) == 1
+    assert json.loads(alone.stdout) == {"input": str(broken), "error": alone.stderr.split("error: ", 1)[1].strip()}
     clash = run("stylize", str(path), "-m", "identity", "--size", "64", "-o", "-", "--json")
     assert clash.exit_code == 2 and "--json and -o - would both write to standard output" in clash.stderr
 
@@ -210,6 +213,7 @@ def test_dash_output_writes_one_png_to_standard_output(photo, tmp_path, monkeypa
     import io
 
     path, image = photo
+    get_host().register_object(method_plugin("counting", Counting), "counting")
     piped = CliRunner().invoke(build_app(), ["stylize", "-", "-m", "identity", "--size", "64", "-o", "-"],
                                input=path.read_bytes())  # fmt: skip
     assert piped.exit_code == 0, piped.stderr
@@ -222,12 +226,14 @@ def test_dash_output_writes_one_png_to_standard_output(photo, tmp_path, monkeypa
     assert one.exit_code == 0 and np.asarray(Image.open(io.BytesIO(one.stdout_bytes))).shape == (64, 64, 3)
     second = tmp_path / "second.png"
     write_image(second, image)
+    Counting.calls = 0
     for args, message in [
         (["--crop"], f"-o -: {path} has 2 faces and --crop makes a picture of each; choose one with --face N"),
         ([str(second)], "-o - writes one picture to standard output: give one input"),
     ]:
-        refused = run("stylize", str(path), "-m", "identity", "--size", "64", "-o", "-", *args)
+        refused = run("stylize", str(path), "-m", "counting", "-o", "-", *args)
         assert refused.exit_code == 2 and message in refused.stderr and refused.stdout_bytes == b"", refused.stderr
+    assert Counting.calls == 0  # refused before the method ran
     monkeypatch.chdir(tmp_path)  # ./- names a file "-", not standard output (and an image file needs a suffix)
     dash = run("stylize", str(path), "-m", "identity", "--size", "64", "-o", "./-")
     assert dash.exit_code == 2 and "-o ./-: no suffix" in dash.stderr and dash.stdout_bytes == b""

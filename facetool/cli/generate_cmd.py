@@ -23,6 +23,8 @@ file each (-o a folder); -o - writes the picture (PNG) to standard output.
   facetool generate --like photo.jpg --count 8 --seed 1 -o faces/
 
   facetool generate --landmarks layout.json -o face.png
+
+  facetool generate --like - -o - < photo.jpg > face.png   (standard input to standard output)
 """
 
 

@@ -74,7 +74,10 @@ def register(app: typer.Typer) -> None:
         detector_option: list[str] = typer.Option([], "--detector-option", "-D", help="Detector setting key=value."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
         as_json: bool = typer.Option(
-            False, "--json", help="Print, per input, the files written, the faces and what auto settings picked."
+            False,
+            "--json",
+            help='Print per input {"input", "faces", "notes" (what auto picked, per face), "outputs"}; a list for '
+            'several inputs; a failed input {"input", "error"}.',
         ),
     ) -> None:
         from ..device import resolve_device
@@ -116,6 +119,10 @@ def register(app: typer.Typer) -> None:
                 inputs, targets, spec, runner, det_spec, det, choice, size, crop, background, dev, foreground,
                 to_stdout=output == STDOUT, quiet=as_json
             )  # fmt: skip
+        except FacetoolError as error:  # one input (several are recorded one by one): its record, then the line
+            if as_json and not isinstance(error, UsageError):
+                print_json({"input": shown(inputs[0]), "error": str(error)})
+            raise
         finally:
             close_detector(det)
         if as_json:
@@ -192,16 +199,16 @@ def _stylize_all(
                 found = detect_faces(det, image, det_spec.name)
                 options = getattr(det, "options", None)  # the hint reads its min-face
                 faces = choose_faces(found, choice, shown(path), image.shape, det_spec.name, options)
+                if to_stdout and crop and len(faces) > 1:  # before the method runs
+                    raise UsageError(f"-o -: {shown(path)} has {len(faces)} faces and --crop makes a picture of "
+                                     "each; choose one with --face N (0 = the largest)")  # fmt: skip
             results = stylize_photo(image, runner, spec.template, faces, size, crop=crop,
                                     background=background, device=dev, foreground=foreground,
                                     method=spec.name)  # fmt: skip
             notes = _notes(runner, 1 if faces is None else len(faces))
             record = {"input": shown(path), "faces": None if faces is None else len(faces), "notes": notes}
             if to_stdout:
-                if len(results) != 1:
-                    raise UsageError(f"-o -: {shown(path)} has {len(results)} faces and --crop makes a picture of "
-                                     "each; choose one with --face N (0 = the largest)")  # fmt: skip
-                write_stdout(results[0])
+                write_stdout(results[0])  # one picture: pasted back, --crop of one face, or an aligned input
                 err.print(f"{shown(path)} -> -{_notes_suffix(notes)}", highlight=False)
                 records.append({**record, "outputs": ["-"]})
                 continue
