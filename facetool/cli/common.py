@@ -126,10 +126,10 @@ STDIN_NEEDS_OUTPUT = "the picture from standard input (-) has no folder to write
 STDOUT = "-"
 
 
-def check_stdout_output(count: int, what: str = "input") -> None:
+def check_stdout_output(inputs: int) -> None:
     """Before any work: ``-o -`` writes one picture, and not onto a terminal."""
-    if count != 1:
-        raise UsageError(f"-o - writes one picture to standard output: give one {what} (or -o a folder/)")
+    if inputs != 1:
+        raise UsageError("-o - writes one picture to standard output: give one input (or -o a folder/)")
     stream = sys.stdout
     if stream is None or (hasattr(stream, "isatty") and stream.isatty()):
         raise UsageError("-o -: standard output is a terminal; redirect it (> result.png) or give -o FILE")
