@@ -18,7 +18,8 @@ photo is drawn once per hair colour. Metrics:
   peaks at the upsampling artefacts' frequencies, and the speckle a 3×3 median removes; with ``-O cartoons`` also
   ``checkerboard_real`` / ``grain_real`` of the held-out cartoons, what a clean drawing scores.
 - ``-O grey=true`` draws from the photos made black-and-white (PIL's luma); the skin they are scored against, and
-  ``skin_r``'s photo side, stay the colour photo's, and the hair asked is each label, as without it.
+  ``skin_r``'s photo side, stay the colour photo's (the uncut one with ``-O tight``); the hair colours asked are as
+  without it.
 - Every avatar is cleaned as ``facetool stylize`` cleans it (``-O clean``, default ``median``; ``-O clean=none``
   measures the net as it draws, as every row of the card before 2026-12-01 was).
 - ``fid``: age-net features (the core's offline backbone) of one avatar per photo (the photo's own hair colour)
