@@ -62,6 +62,7 @@ def measure(net: Any, request: Any) -> Any:
     from facetool.evaluate import Measured
     from facetool.metrics.features import load_backbone
     from facetool.metrics.fid import fid_from_features
+    from facetool.metrics.image import to_luma
     from facetool.metrics.texture import checkerboard, grain
     from facetool.models.common import net_record
 
@@ -95,12 +96,8 @@ def measure(net: Any, request: Any) -> Any:
         batch = ManifestDataset.collate([data[i] for i in range(start, min(start + request.batch_size, count))])
         photos, points = batch["photo"].to(request.device), batch["points5"].to(request.device)
         coloured = photos  # what the skin is scored against
-        if grey:  # PIL's luma, as a black-and-white photo
-            photos = (
-                (photos * torch.tensor([0.299, 0.587, 0.114], device=photos.device)[:, None, None])
-                .sum(1, keepdim=True)
-                .expand_as(photos)
-            )
+        if grey:  # a black-and-white photo: its luma (PIL's weights) in all three channels
+            photos = to_luma(photos).expand_as(photos)
         full = photos
         if tight:
             photos = cut_sides(photos, torch.full((4,), tight), fill=padding)
