@@ -76,6 +76,70 @@ def test_the_skin_modulation_starts_as_the_identity_and_then_tells_the_tones_apa
         skinned(x, labels, heat)
 
 
+def test_a_tone_between_two_classes_blends_their_modulations_and_a_class_is_its_own_row():
+    from facetool_cartoon.net import ClassModulation, interpolate_rows
+
+    table = torch.tensor([[0.0, 10.0], [2.0, 20.0], [4.0, 60.0]])
+    assert torch.equal(interpolate_rows(table, torch.tensor([0.0, 1.0, 2.0])), table)
+    assert interpolate_rows(table, torch.tensor([0.5, 1.25])).tolist() == [[1.0, 15.0], [2.5, 30.0]]
+    assert interpolate_rows(table, torch.tensor([-1.0, 7.0])).tolist() == [[0.0, 10.0], [4.0, 60.0]]  # clamped
+    assert interpolate_rows(table[:1], torch.tensor([0.4])).tolist() == [[0.0, 10.0]]  # one class: its row
+    modulation = ClassModulation(3, 4)
+    with torch.no_grad():
+        modulation.table.weight.normal_(0, 0.5)
+    x = torch.randn(3, 4, 5, 5)
+    classes = torch.tensor([0, 1, 2])
+    assert torch.equal(modulation(x, classes), modulation(x, classes.float()))  # a class drawn as before
+    halfway = modulation(x, torch.full((3,), 0.5))
+    ends = (modulation(x, torch.zeros(3).long()) + modulation(x, torch.ones(3).long())) / 2
+    assert torch.allclose(halfway, ends, atol=1e-6)  # affine in gamma and beta: the blend of the two outputs
+
+
+def test_auto_finds_the_position_whose_avatar_skin_measures_as_the_photos():
+    from facetool_cartoon.skin import matched_positions
+
+    knots = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0])
+    drawn = torch.tensor([[70.0, 50.0, 30.0, 10.0, -10.0]] * 4 + [[40.0, 45.0, 20.0, 25.0, 0.0]])
+    photo = torch.tensor([60.0, 30.0, 80.0, -30.0, 22.0])
+    positions = matched_positions(photo, drawn, knots).tolist()
+    # between knots linearly; lighter or darker than anything drawn: the nearest end; a wobbly curve: its first
+    # bracket (45 -> 20 holds 22)
+    assert positions == pytest.approx([0.25, 1.0, 0.0, 2.0, 0.96])
+
+
+def test_the_runner_draws_auto_and_numbered_tones_and_says_which(one_thread):
+    from facetool_cartoon.runner import CartoonRunner
+
+    torch.manual_seed(0)
+    net = ConditionalResnetGenerator(ConditionalResnetConfig(extra=5, base=4, blocks=1, skins=3)).eval()
+    with torch.no_grad():
+        for module in net.modules():
+            if module.__class__.__name__ == "ClassModulation":
+                module.table.weight.normal_(0, 0.5)
+    crops, points = torch.rand(2, 3, SIZE, SIZE), torch.tensor([POINTS, POINTS])
+    auto = CartoonRunner(net, "cpu", hair="brown")
+    drawn = auto(crops, points)
+    assert len(auto.chosen_skin) == 2 and all(0 <= t <= 2 for t in auto.chosen_skin)
+    assert all(note.startswith("skin ") and note.endswith(f"({t:.2f})") for note, t in
+               zip(auto.notes, auto.chosen_skin, strict=True))  # fmt: skip
+    again = CartoonRunner(net, "cpu", hair="brown", skin=str(auto.chosen_skin[0]))(crops[:1], points[:1])
+    assert torch.allclose(again, drawn[:1], atol=0.02)  # the position auto printed draws the same avatar
+    grey = crops.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)  # no typology angle: the grey class, as a position
+    auto(grey, points)
+    assert auto.chosen_skin == crop_skin_class(grey, points).float().tolist()
+    half = CartoonRunner(net, "cpu", hair="brown", skin="0.5")(crops, points)
+    light, medium = (CartoonRunner(net, "cpu", hair="brown", skin=t)(crops, points) for t in ("light", "medium"))
+    assert not torch.equal(half, light) and not torch.equal(half, medium)
+
+
+def test_tone_names_and_positions():
+    from facetool_cartoon.runner import tone_name, tone_position
+
+    assert [tone_position(t) for t in ("light", "medium", "dark", "0.5", 1.7)] == [0.0, 1.0, 2.0, 0.5, 1.7]
+    assert [tone_name(p) for p in (0.0, 0.05, 0.5, 1.0, 1.62, 2.0)] == [
+        "light", "light", "light-medium", "medium", "medium-dark", "dark"]  # fmt: skip
+
+
 @pytest.fixture
 def domains(tmp_path):
     rng = np.random.default_rng(1)
@@ -158,8 +222,9 @@ def test_skin_flag_needs_weights_trained_with_tones(tmp_path):
     args = ["stylize", str(image), "--method", "cartoon", "--weights", str(plain)]
     result = CliRunner().invoke(app, [*args, "--skin", "dark"])
     assert result.exit_code == 2 and "trained without skin tones" in result.stderr
-    result = CliRunner().invoke(app, ["stylize", str(image), "--method", "cartoon", "--skin", "olive"])
-    assert result.exit_code == 2 and "skin must be one of" in result.stderr
+    for wrong in ("olive", "2.5", "-1"):
+        result = CliRunner().invoke(app, ["stylize", str(image), "--method", "cartoon", "--skin", wrong])
+        assert result.exit_code == 2 and "skin must be one of" in result.stderr and "0 (light) to 2" in result.stderr
     result = CliRunner().invoke(app, ["stylize", str(image), "--method", "apdrawing", "--skin", "dark"])
     assert result.exit_code == 2 and "no skin setting" in result.stderr
     assert image.read_bytes() == before  # untouched input

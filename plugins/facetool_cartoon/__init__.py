@@ -43,7 +43,10 @@ class CartoonRunOptions:
     hair: str = field(default="auto", metadata={"help": "auto (the photo's), black, brown, blonde or grey"})
     skin: str = field(
         default="auto",
-        metadata={"help": "auto (the photo's), light, medium or dark: weights trained with skin tones only"},
+        metadata={
+            "help": "auto (the photo's), light, medium, dark, or a number between: 0 light to 2 dark (weights "
+            "trained with skin tones only)"
+        },
     )
     variant: str = field(
         default="local",
@@ -86,8 +89,8 @@ class CartoonRunOptions:
     def __post_init__(self) -> None:
         if self.hair not in HAIR_CHOICES:
             raise ValueError(f"hair must be one of {', '.join(HAIR_CHOICES)}")
-        if self.skin not in SKIN_CHOICES:
-            raise ValueError(f"skin must be one of {', '.join(SKIN_CHOICES)}")
+        if self.skin not in SKIN_CHOICES and not _tone_number(self.skin):
+            raise ValueError(f"skin must be one of {', '.join(SKIN_CHOICES)}, or a number from 0 (light) to 2 (dark)")
         if self.variant not in VARIANT_CHOICES:
             raise ValueError(f"variant must be one of {', '.join(VARIANT_CHOICES)}")
         if self.padding not in PADDINGS:
@@ -98,6 +101,14 @@ class CartoonRunOptions:
             raise ValueError(f"clean must be one of {', '.join(CLEANS)}")
         if not 0 <= self.tight < 0.5:
             raise ValueError("tight must be 0 to below 0.5")
+
+
+def _tone_number(text: str) -> bool:
+    """Whether ``text`` is a tone position, 0 (light) to 2 (dark)."""
+    try:
+        return 0 <= float(text) <= 2
+    except ValueError:
+        return False
 
 
 def variant_weights(variant: str) -> Path:

@@ -71,7 +71,8 @@ class ConditionalResnetConfig(DictConfig):
 
 class ClassModulation(nn.Module):
     """(x (B, C, H, W), classes (B,) int64) -> x * (1 + gamma[class]) + beta[class], per channel; zero at the start
-    (the identity)."""
+    (the identity). Float ``classes`` (B,) are positions on the class scale, 0 to classes - 1: gamma and beta are
+    interpolated linearly between the two nearest classes (:func:`interpolate_rows`)."""
 
     def __init__(self, classes: int, channels: int) -> None:
         super().__init__()
@@ -79,8 +80,22 @@ class ClassModulation(nn.Module):
         nn.init.zeros_(self.table.weight)
 
     def forward(self, x: Tensor, classes: Tensor) -> Tensor:
-        gamma, beta = self.table(classes).to(x.dtype)[:, :, None, None].chunk(2, dim=1)
+        rows = interpolate_rows(self.table.weight, classes) if classes.is_floating_point() else self.table(classes)
+        gamma, beta = rows.to(x.dtype)[:, :, None, None].chunk(2, dim=1)
         return x * (1 + gamma) + beta
+
+
+def interpolate_rows(table: Tensor, positions: Tensor) -> Tensor:
+    """table (K, D), positions (B,) float -> (B, D): rows blended linearly between the two nearest, positions clamped
+    to [0, K - 1] (no extrapolation: past the last class the modulation was never trained).
+
+    Why: the skin tones are ordered (light -> dark) and a photo's skin often falls between two of them; a modulation
+    between two learned ones draws a skin between theirs (model card, "Skin tone between the classes")."""
+    last = table.shape[0] - 1
+    positions = positions.to(table.dtype).clamp(0, last)
+    low = positions.floor().long().clamp(max=max(last - 1, 0))
+    high = (low + 1).clamp(max=last)
+    return torch.lerp(table[low], table[high], (positions - low.to(positions.dtype))[:, None])
 
 
 class ConditionedConv(nn.Module):
@@ -137,7 +152,8 @@ class ConditionedResidualBlock(nn.Module):
 
 class ConditionalResnetGenerator(nn.Module):
     """(image (B, in, H, W) in [-1, 1], labels (B,) int64, extra (B, extra, H, W) or None, skin (B,) int64 or None)
-    -> (B, out, H, W) in [-1, 1]; H and W multiples of 4. ``skin`` is needed when ``config.skins`` > 0."""
+    -> (B, out, H, W) in [-1, 1]; H and W multiples of 4. ``skin`` is needed when ``config.skins`` > 0: classes, or
+    float positions between them (:class:`ClassModulation`)."""
 
     def __init__(self, config: ConditionalResnetConfig | None = None) -> None:
         super().__init__()

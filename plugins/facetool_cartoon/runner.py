@@ -31,28 +31,71 @@ def condition_inputs(generator: ConditionalResnetGenerator, crops: Tensor, point
     )
 
 
-def skin_inputs(generator: ConditionalResnetGenerator, crops: Tensor, points5: Tensor | None,
-                skin: list[str] | None) -> Tensor | None:  # fmt: skip
-    """(B,) skin-tone classes for a generator trained with them (None for one without): the names given, or (None)
-    each crop's own, measured between its eyes and mouth (:func:`.skin.crop_skin_class`)."""
-    if not generator.config.skins:
+def skin_inputs(generator: ConditionalResnetGenerator, crops: Tensor, skin: list[str | float] | None) -> Tensor | None:
+    """(B,) float tone positions for a generator trained with skin tones (None for one without, or for ``skin`` None:
+    auto, :func:`auto_tones`): each a tone name (light 0, medium 1, dark 2) or a position between them."""
+    if not generator.config.skins or skin is None:
         return None
-    if skin is not None:
-        return torch.tensor([SKIN_TONES.index(s) for s in skin], device=crops.device)
-    from .skin import crop_skin_class
+    return torch.tensor([tone_position(s) for s in skin], dtype=torch.float32, device=crops.device)
+
+
+def tone_position(skin: str | float) -> float:
+    """A tone name (``net.SKIN_TONES``) or a number -> its position on the tone scale, 0 (light) to 2 (dark)."""
+    return float(SKIN_TONES.index(skin)) if isinstance(skin, str) and skin in SKIN_TONES else float(skin)
+
+
+def tone_name(position: float) -> str:
+    """A tone position -> its tone's name ("light"), or the two it lies between ("light-medium")."""
+    nearest = min(len(SKIN_TONES) - 1, max(0, round(position)))
+    if abs(position - nearest) < 0.1:
+        return SKIN_TONES[nearest]
+    low = min(len(SKIN_TONES) - 2, max(0, int(position)))
+    return f"{SKIN_TONES[low]}-{SKIN_TONES[low + 1]}"
+
+
+#: Tone positions at which ``auto`` draws each face to find where its skin meets the photo's (:func:`auto_tones`).
+AUTO_KNOTS = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+def auto_tones(generator: ConditionalResnetGenerator, crops: Tensor, points5: Tensor | None, labels: Tensor,
+               heatmaps: Tensor | None) -> Tensor:  # fmt: skip
+    """(B,) float tone positions for ``--skin auto``: each face drawn at :data:`AUTO_KNOTS`, its avatar's skin read on
+    the patch between the eyes and the mouth, and the position kept where the avatar's typology angle is the photo's
+    (:func:`.skin.matched_positions`). Why not the photo's class: a class spans a range of skins and the net draws
+    each at one end (light as near-white paper: a pale mask pasted into a real photo); between the knots it draws
+    the skin between (model card, "Skin tone between the classes"). A black-and-white photo has no angle: its class
+    (:func:`.skin.grey_skin_class`) is its position (matching the lightness instead was measured and lost on the
+    class the person's colour photo has)."""
+    from .skin import black_and_white, crop_skin_class, matched_positions, skin_lab, skin_patch, typology_angle
 
     if points5 is None:
         points5 = get_template(TEMPLATE).tensor(crops.shape[-1], device=crops.device).expand(len(crops), 5, 2)
-    return crop_skin_class(crops.float(), points5.to(crops.device, torch.float32))
+    points5 = points5.to(crops.device, torch.float32)
+    patch = skin_patch(points5, crops.shape[-1])
+    photo_lab = skin_lab(crops.float(), patch)
+    positions = crop_skin_class(crops.float(), points5, photo_lab).float()
+    colour = ~black_and_white(crops)
+    if colour.any():
+        angles = []
+        for knot in AUTO_KNOTS:
+            tones = torch.full((int(colour.sum()),), knot, device=crops.device)
+            drawn = generator(crops[colour] * 2 - 1, labels[colour], None if heatmaps is None else heatmaps[colour],
+                              tones)  # fmt: skip
+            angles.append(typology_angle(skin_lab(((drawn + 1) / 2).clamp(0, 1).float(), patch[colour])))
+        knots = torch.tensor(AUTO_KNOTS, device=crops.device)
+        positions[colour] = matched_positions(typology_angle(photo_lab[colour]), torch.stack(angles, 1), knots)
+    return positions
 
 
 def draw_avatars(generator: ConditionalResnetGenerator, crops: Tensor, points5: Tensor | None, hair: list[str],
-                 clean: str = "none", skin: list[str] | None = None) -> Tensor:  # fmt: skip
+                 clean: str = "none", skin: list[str | float] | Tensor | None = None) -> Tensor:  # fmt: skip
     """crops (B, 3, S, S) in [0, 1] (+ their (B, 5, 2) landmarks) -> the generator's avatars (B, 3, S, S) in [0, 1]
-    with these hair colours (and skin tones: None = each crop's own, for a net trained with them), cleaned as
-    ``clean`` says (:func:`clean_avatars`)."""
+    with these hair colours (and skin tones — names, positions, or a (B,) tensor of positions; None = auto,
+    :func:`auto_tones` — for a net trained with them), cleaned as ``clean`` says (:func:`clean_avatars`)."""
     labels, heatmaps = condition_inputs(generator, crops, points5, hair)
-    tones = skin_inputs(generator, crops, points5, skin)
+    tones = skin if isinstance(skin, Tensor) else skin_inputs(generator, crops, skin)
+    if tones is None and generator.config.skins:
+        tones = auto_tones(generator, crops, points5, labels, heatmaps)
     return clean_avatars(((generator(crops * 2 - 1, labels, heatmaps, tones) + 1) / 2).clamp(0, 1), clean)
 
 
@@ -70,9 +113,10 @@ class CartoonRunner:
     """crops (B, 3, S, S) in [0, 1] (+ ``points5`` (B, 5, 2) crop pixels) -> avatars (B, 3, S, S) in [0, 1].
 
     ``hair``: a colour name, or ``auto``: each crop's hair measured by :func:`.hair.photo_hair` (brown when no hair
-    is found: a hat, a bald head). ``skin``: a tone name, or ``auto`` (each crop's own; only nets trained with skin
-    tones take it). ``chosen`` / ``chosen_skin`` hold the hair colours / skin tones of the last call (``chosen_skin``
-    empty for a net without tones), ``notes`` what ``auto`` picked, one line per face (printed by ``stylize``)."""
+    is found: a hat, a bald head). ``skin``: a tone name, a position between them (0 light to 2 dark), or ``auto``
+    (each crop's own, :func:`auto_tones`; only nets trained with skin tones take it). ``chosen`` / ``chosen_skin``
+    hold the hair colours / tone positions of the last call (``chosen_skin`` empty for a net without tones), ``notes``
+    what ``auto`` picked, one line per face (printed by ``stylize``)."""
 
     takes_points5 = True
 
@@ -85,7 +129,7 @@ class CartoonRunner:
         self.plain_backdrop = plain_backdrop  # -O backdrop=plain: the speckled background painted over
         self.clean = clean
         self.chosen: list[str] = []
-        self.chosen_skin: list[str] = []
+        self.chosen_skin: list[float] = []
 
     def __call__(self, crops: Tensor, points5: Tensor | None = None) -> Tensor:
         crops = crops.to(self.device, torch.float32)
@@ -97,14 +141,15 @@ class CartoonRunner:
         else:
             self.chosen = [self.hair] * len(crops)
         with torch.inference_mode():
-            if not self.generator.config.skins:
-                self.chosen_skin = []
-            elif self.skin == "auto":
-                classes = skin_inputs(self.generator, crops, points5, None)
-                self.chosen_skin = [SKIN_TONES[int(c)] for c in classes]
-            else:
-                self.chosen_skin = [self.skin] * len(crops)
-            avatars = draw_avatars(self.generator, crops, points5, self.chosen, self.clean, self.chosen_skin or None)
+            tones = None
+            if self.generator.config.skins:
+                if self.skin == "auto":
+                    labels, heatmaps = condition_inputs(self.generator, crops, points5, self.chosen)
+                    tones = auto_tones(self.generator, crops, points5, labels, heatmaps)
+                else:
+                    tones = torch.full((len(crops),), tone_position(self.skin), device=crops.device)
+            self.chosen_skin = [] if tones is None else [round(float(t), 2) for t in tones]
+            avatars = draw_avatars(self.generator, crops, points5, self.chosen, self.clean, tones)
             if self.plain_backdrop:
                 from .cutout import flatten_background
 
@@ -113,13 +158,13 @@ class CartoonRunner:
 
     @property
     def notes(self) -> list[str]:
-        """What ``auto`` measured on each face of the last call ("hair black, skin light"); empty when nothing was
-        left to ``auto``."""
+        """What ``auto`` measured on each face of the last call ("hair black, skin light-medium (0.42)": the tone, or
+        the two it lies between, and the position drawn); empty when nothing was left to ``auto``."""
         picked = []
         if self.hair == "auto":
             picked.append([f"hair {h}" for h in self.chosen])
         if self.skin == "auto" and self.chosen_skin:
-            picked.append([f"skin {s}" for s in self.chosen_skin])
+            picked.append([f"skin {tone_name(t)} ({t:.2f})" for t in self.chosen_skin])
         return [", ".join(parts) for parts in zip(*picked, strict=True)] if picked else []
 
     def paste_mask(self, avatars: Tensor) -> Tensor:
@@ -150,7 +195,7 @@ class FixedConditionCartoon(nn.Module):
         labels = labels.expand(batch)
         heatmaps = None if heatmaps is None else heatmaps.expand(batch, -1, -1, -1)
         tone = "medium" if self.skin == "auto" else self.skin  # fixed, as the hair: no measurement in the graph
-        tones = skin_inputs(self.generator, crops[:1], None, [tone])
+        tones = skin_inputs(self.generator, crops[:1], [tone])
         tones = None if tones is None else tones.expand(batch)
         return (self.generator(crops * 2 - 1, labels, heatmaps, tones) + 1) / 2
 

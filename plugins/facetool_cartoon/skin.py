@@ -48,7 +48,7 @@ def crop_skin_class(images: Tensor, points5: Tensor, lab: Tensor | None = None) 
     if lab is None:
         lab = skin_lab(images, skin_patch(points5, images.shape[-1]))
     classes = skin_class(lab)
-    grey = _black_and_white(images)
+    grey = black_and_white(images)
     if grey.any():
         classes[grey] = grey_skin_class(lab[grey, 0])
     return classes
@@ -65,7 +65,7 @@ def grey_skin_class(lightness: Tensor, bounds: tuple[float, float] = GREY_SKIN_B
     return (lightness < bounds[0]).long() + (lightness < bounds[1]).long()
 
 
-def _black_and_white(images: Tensor) -> Tensor:
+def black_and_white(images: Tensor) -> Tensor:
     """(B, 3, S, S) in [0, 1] -> (B,) bool, as :func:`.hair.is_monochrome` decides."""
     from .hair import is_monochrome
 
@@ -99,6 +99,26 @@ def grey_skin_fit(crops: str | Path, split: str | None = "train") -> dict[str, A
                 for a in np.arange(40, 90, 0.5) for b in np.arange(30, 80, 0.5) if b <= a)  # fmt: skip
     return {"faces": len(want), "bounds": (float(best[1]), float(best[2])), "agreement": round(best[0], 3),
             "classes": torch.bincount(want, minlength=3).tolist()}  # fmt: skip
+
+
+def matched_positions(photo_value: Tensor, avatar_values: Tensor, knots: Tensor) -> Tensor:
+    """(B,) a skin measure of each photo (its typology angle, or its lightness), (B, K) the same measure of its
+    avatars drawn at the (K,) ascending tone positions ``knots`` -> (B,) float: for each face the position whose
+    avatar skin measures as the photo's, read linearly between the first two neighbouring knots that bracket it; the
+    knot nearest in value where none does (a skin lighter or darker than any the net draws for this face)."""
+    out = []
+    for want, drawn in zip(photo_value.tolist(), avatar_values.tolist(), strict=True):
+        position = None
+        for k in range(len(drawn) - 1):
+            a, b = drawn[k], drawn[k + 1]
+            if min(a, b) <= want <= max(a, b):
+                share = 0.0 if a == b else (want - a) / (b - a)
+                position = float(knots[k]) + share * float(knots[k + 1] - knots[k])
+                break
+        if position is None:
+            position = float(knots[min(range(len(drawn)), key=lambda k: abs(drawn[k] - want))])
+        out.append(position)
+    return torch.tensor(out, dtype=torch.float32, device=photo_value.device)
 
 
 def skin_patch(points5: Tensor, size: int) -> Tensor:
