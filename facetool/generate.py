@@ -62,12 +62,18 @@ def read_layout(path: Path) -> Layout:
     return layout
 
 
+def layout_record(layout: Layout, size: int) -> dict[str, Any]:
+    """A layout as the landmarks file holds it: ``{"size": size, "points": {name: [x, y]}}`` in pixels of a
+    ``size``² crop (what :func:`read_layout` reads back)."""
+    points = {k: [round(x * size - 0.5, 3), round(y * size - 0.5, 3)] for k, (x, y) in layout.items()}
+    return {"size": size, "points": points}
+
+
 def write_layout(path: Path, layout: Layout, size: int) -> None:
     """The inverse of :func:`read_layout` (pixels of a ``size``² crop)."""
-    points = {k: [round(x * size - 0.5, 3), round(y * size - 0.5, 3)] for k, (x, y) in layout.items()}
     from .data.common import write_bytes_atomic
 
-    write_bytes_atomic(Path(path), (json.dumps({"size": size, "points": points}, indent=1) + "\n").encode())
+    write_bytes_atomic(Path(path), (json.dumps(layout_record(layout, size), indent=1) + "\n").encode())
 
 
 def layout_from_face(face: Face, template: str, size: int) -> Layout:

@@ -213,3 +213,34 @@ def test_a_generator_breaking_its_contract_is_named_in_one_line(app, tmp_path, m
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1 and message in lines[0], result.output
     assert not (tmp_path / "g.png").exists()
+
+
+def test_json_names_the_files_and_the_layout_as_a_landmarks_file_holds_it(app, tmp_path):
+    photo = tmp_path / "photo.png"
+    write_image(photo, np.zeros((300, 400, 3), np.uint8))
+    first = tmp_path / "a.png"
+    result = run(app, "generate", "-m", "dots", "--like", str(photo), "-d", "fixed", "-o", str(first), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)  # nothing else on stdout
+    assert record["outputs"] == [str(first)] and (record["method"], record["seed"], record["count"]) == ("dots", 0, 1)
+    assert record["size"] == SIZE and set(record["layout"]["points"]) == set(LAYOUT_POINTS[:5])
+    saved = tmp_path / "layout.json"
+    saved.write_text(json.dumps(record["layout"]))  # fed back as --landmarks: the same layout, the same image
+    second = tmp_path / "b.png"
+    assert run(app, "generate", "-m", "dots", "--landmarks", str(saved), "-o", str(second)).exit_code == 0
+    assert np.array_equal(read_image(first), read_image(second))
+    for (x, y), (u, v) in zip(DotRunner.layouts[-1].values(), DotRunner.layouts[-2].values(), strict=True):
+        assert abs(x - u) < 1e-4 and abs(y - v) < 1e-4
+    result = run(app, "generate", "-m", "dots", "-n", "2", "--seed", "3", "-o", f"{tmp_path}/many/", "--json")
+    record = json.loads(result.stdout)
+    assert record["layout"] is None and record["outputs"] == [f"{tmp_path}/many/dots-seed3-{i:03d}.png" for i in (0, 1)]
+    result = run(app, "generate", "-m", "dots", "-o", "-", "--json")
+    assert result.exit_code == 2 and "--json and -o -" in result.stderr
+
+
+def test_json_of_a_failed_run_is_an_error_record_and_one_line(app, tmp_path):
+    get_host().register_object(LoudGenerate(), "loud")
+    result = run(app, "generate", "-m", "loud", "-o", str(tmp_path / "g.png"), "--json")
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "returned values in" in json.loads(result.stdout)["error"]
+    assert not (tmp_path / "g.png").exists()

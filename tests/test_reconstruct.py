@@ -80,6 +80,26 @@ def test_output_folder_to_be_made_gets_ply_per_face(photo, tmp_path):
     assert sorted(p.name for p in (tmp_path / "meshes").iterdir()) == ["photo.face0.ply", "photo.face1.ply"]
 
 
+def test_json_lists_each_inputs_meshes_and_a_failed_input(photo, tmp_path):
+    import json
+
+    result = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-o", str(tmp_path / "f.ply"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)  # one input: one record, nothing else on stdout
+    assert record["input"] == str(photo) and record["faces"] == 2 and record["previews"] == []
+    assert record["meshes"] == [{"file": str(tmp_path / f"f.face{i}.ply"), "vertices": 25, "triangles": 16}
+                                for i in range(2)]  # fmt: skip
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a picture")
+    result = CliRunner().invoke(build_app(), ["reconstruct", str(photo), str(broken), "-o", f"{tmp_path}/m/", "--json"])
+    assert result.exit_code == 1 and "1 of 2 images failed" in result.stderr
+    records = json.loads(result.stdout)  # several inputs: a list, the failed one as {"input", "error"}
+    assert [r["input"] for r in records] == [str(photo), str(broken)] and records[0]["faces"] == 2
+    assert set(records[1]) == {"input", "error"}
+    result = CliRunner().invoke(build_app(), ["reconstruct", str(broken), "-o", str(tmp_path / "b.ply"), "--json"])
+    assert result.exit_code == 1 and set(json.loads(result.stdout)) == {"input", "error"}
+
+
 def test_to_photo_frame_inverts_the_crop_similarity():
     matrix = np.array([[0.5, 0.0, -10.0], [0.0, 0.5, -20.0]])  # photo -> crop: half size, shifted
     mesh = Mesh(np.array([[0.0, 0.0, 4.0], [10.0, -10.0, 2.0], [10.0, 0.0, 0.0]]), np.array([[0, 1, 2]]))

@@ -7,7 +7,18 @@ from pathlib import Path
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import STDOUT, check_stdout_output, err, is_folder, out, read_stdin, shown, task_method, write_stdout
+from .common import (
+    STDOUT,
+    check_stdout_output,
+    err,
+    is_folder,
+    out,
+    print_json,
+    read_stdin,
+    shown,
+    task_method,
+    write_stdout,
+)
 
 HELP = """Generate faces from noise with a generate method, optionally shaped like a given layout.
 
@@ -25,6 +36,8 @@ file each (-o a folder); -o - writes the picture (PNG) to standard output.
   facetool generate --landmarks layout.json -o face.png
 
   facetool generate --like - -o - < photo.jpg > face.png   (standard input to standard output)
+
+  facetool generate --like photo.jpg -o face.png --json   (the files, and the layout as a --landmarks file holds it)
 """
 
 
@@ -46,6 +59,12 @@ def register(app: typer.Typer) -> None:
         weights: Path | None = typer.Option(None, "--weights", help="Weights file or training run to use."),
         detector: str | None = typer.Option(None, "--detector", "-d", help="Detector for --like."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+        as_json: bool = typer.Option(
+            False,
+            "--json",
+            help='Print {"method", "seed", "count", "size", "layout" (null, or {"size", "points"} as --landmarks '
+            'reads it), "outputs"}; a failure {"error"}.',
+        ),
     ) -> None:
         from ..device import resolve_device
         from ..imageio import IMAGE_SUFFIXES, prepare_outputs
@@ -59,6 +78,8 @@ def register(app: typer.Typer) -> None:
         name, spec, size = task_method(method, "generate", size, weights)
         options = parse_options(spec.options, option, f"method {name}")
         to_stdout = output == STDOUT
+        if to_stdout and as_json:
+            raise UsageError("--json and -o - would both write to standard output: give -o a file or folder")
         folder = not to_stdout and (output.endswith(("/", "\\")) or is_folder(Path(output)))
         if to_stdout:
             check_stdout_output(1)
@@ -69,19 +90,30 @@ def register(app: typer.Typer) -> None:
             prepare_outputs(targets, protect=[p for p in (like, landmarks) if p is not None])
         if like_arg == "-":
             like = read_stdin()
-        dev = resolve_device(device)
-        check_assets(spec.assets)
-        runner = spec.load(options, dev, resolve_weights(spec, weights))
-        layout = None
-        if landmarks is not None:
-            from ..generate import read_layout
+        try:
+            dev = resolve_device(device)
+            check_assets(spec.assets)
+            runner = spec.load(options, dev, resolve_weights(spec, weights))
+            layout = None
+            if landmarks is not None:
+                from ..generate import read_layout
 
-            layout = read_layout(landmarks)
-        elif like is not None:
-            layout = _layout_like(like, spec, runner, size, detector, dev)
-        images = checked_images(runner(count, seed, layout), count, None, name)
-        protect = [p for p in (like, landmarks) if p is not None]
-        _write(images, None if to_stdout else Path(output), folder, name, seed, protect=protect)
+                layout = read_layout(landmarks)
+            elif like is not None:
+                layout = _layout_like(like, spec, runner, size, detector, dev)
+            images = checked_images(runner(count, seed, layout), count, None, name)
+            protect = [p for p in (like, landmarks) if p is not None]
+            written = _write(images, None if to_stdout else Path(output), folder, name, seed, protect, quiet=as_json)
+        except FacetoolError as error:
+            if as_json and not isinstance(error, UsageError):
+                print_json({"error": str(error)})
+            raise
+        if as_json:
+            from ..generate import layout_record
+
+            record = None if layout is None else layout_record(layout, int(images.shape[-1]))
+            print_json({"method": name, "seed": seed, "count": count, "size": int(images.shape[-1]), "layout": record,
+                        "outputs": [str(w) for w in written]})  # fmt: skip
 
 
 LIKE_MIN_SIDE, LIKE_MAX_ASPECT = 32, 4  # the smallest picture --like reads a face from, and its widest shape
@@ -115,22 +147,28 @@ def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None
     return predict(image)
 
 
-def _write(images, output: Path | None, folder: bool, name: str, seed: int, protect: list[Path]) -> None:
+def _write(images, output: Path | None, folder: bool, name: str, seed: int, protect: list[Path],
+           quiet: bool = False) -> list[Path]:  # fmt: skip
     """The images as one file each into a folder, as one picture (a grid when several), or (``output`` None, for
-    ``-o -``) that picture on standard output."""
+    ``-o -``) that picture on standard output. ``quiet``: no line on stdout (``--json`` prints a record instead).
+    Returns the files written."""
     from ..generate import image_grid
     from ..imageio import from_tensor, write_image
 
+    plural = "s" if len(images) > 1 else ""
     if folder:
         output.mkdir(parents=True, exist_ok=True)
-        for i, image in enumerate(images):
-            write_image(output / f"{name}-seed{seed}-{i:03d}.png", from_tensor(image), protect=protect)
-        out.print(f"{len(images)} images -> {output}", highlight=False)
-        return
+        written = [write_image(output / f"{name}-seed{seed}-{i:03d}.png", from_tensor(image), protect=protect)
+                   for i, image in enumerate(images)]  # fmt: skip
+        if not quiet:
+            out.print(f"{len(images)} image{plural} -> {output}", highlight=False)
+        return written
     picture = from_tensor(images[0]) if len(images) == 1 else image_grid(images)
     if output is None:
         write_stdout(picture)
-        err.print(f"{len(images)} image{'s' if len(images) > 1 else ''} -> -", highlight=False)
-        return
+        err.print(f"{len(images)} image{plural} -> -", highlight=False)
+        return []
     written = write_image(output, picture, protect=protect)
-    out.print(f"{len(images)} image{'s' if len(images) > 1 else ''} -> {written}", highlight=False)
+    if not quiet:
+        out.print(f"{len(images)} image{plural} -> {written}", highlight=False)
+    return [written]

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from ..errors import FacetoolError, UsageError
-from .common import err, gather_inputs, out, output_paths, progress, shown, task_method
+from .common import err, gather_inputs, out, output_paths, print_json, progress, shown, task_method
 
 HELP = """Rebuild a 3D face mesh from a photo with a reconstruct method.
 
@@ -23,6 +23,8 @@ follows the suffix of -o: .ply .obj (+ .mtl + texture) .stl .vtp .gltf .glb. Mes
   facetool reconstruct photo.jpg -o face.obj --maps-dir maps/
 
   facetool reconstruct photo.jpg -o face.glb --preview face.png
+
+  facetool reconstruct photos/ -o meshes/ --json   (per photo: its faces, each mesh's file and size)
 
 --preview renders each mesh offscreen (front view in colour beside a shaded three-quarter view); it needs an
 OpenGL library (OSMesa, EGL or X), and without one says so in one line after the mesh is written.
@@ -46,6 +48,12 @@ def register(app: typer.Typer) -> None:
         weights: Path | None = typer.Option(None, "--weights", help="Weights file or training run to use."),
         detector: str | None = typer.Option(None, "--detector", "-d", help="Detector name."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+        as_json: bool = typer.Option(
+            False,
+            "--json",
+            help='Print per input {"input", "faces", "meshes": [{"file", "vertices", "triangles"}], "previews"}; a '
+            'list for several inputs; a failed input {"input", "error"}.',
+        ),
     ) -> None:
         from ..device import resolve_device
         from ..export.mesh_formats import companion_files, mesh_exporters
@@ -70,24 +78,33 @@ def register(app: typer.Typer) -> None:
         runner = spec.load(parse_options(spec.options, option, f"method {name}"), dev, resolve_weights(spec, weights))
         det_spec, det = (None, None) if aligned else load_detector(detector, None, dev)
         failures: list[str] = []
+        records: list[dict[str, Any]] = []
         try:
             for path, target in zip(progress(inputs, f"reconstruct {name}"), targets, strict=True):
                 try:
                     written = _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir, inputs)
-                    meshes = [f"{p} ({m.vertices.shape[0]} vertices, {m.faces.shape[0]} faces)" for p, m in written]
-                    if preview is not None:
-                        meshes += map(str, _previews([p for p, _ in written], preview, inputs))
-                    out.print(f"{shown(path)} -> {', '.join(meshes)}", highlight=False)
+                    meshes = [{"file": str(p), "vertices": int(m.vertices.shape[0]), "triangles": int(m.faces.shape[0])}
+                              for p, m in written]  # fmt: skip
+                    previews = [] if preview is None else _previews([p for p, _ in written], preview, inputs)
+                    records.append({"input": shown(path), "faces": len(written), "meshes": meshes,
+                                    "previews": [str(p) for p in previews]})  # fmt: skip
+                    if not as_json:
+                        said = [f"{m['file']} ({m['vertices']} vertices, {m['triangles']} faces)" for m in meshes]
+                        out.print(f"{shown(path)} -> {', '.join(said + [str(p) for p in previews])}", highlight=False)
                 except FacetoolError as error:
                     if len(inputs) == 1:
+                        if as_json and not isinstance(error, UsageError):
+                            print_json({"input": shown(path), "error": str(error)})
                         raise
                     failures.append(str(error))
+                    records.append({"input": shown(path), "error": str(error)})
                     err.print(f"skipped: {error}", highlight=False)
         finally:
             close_detector(det)
+        if as_json:
+            print_json(records if len(inputs) > 1 else records[0])
         if failures:
             raise FacetoolError(f"{len(failures)} of {len(inputs)} images failed (first: {failures[0]})")
-
 
 def _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir, inputs) -> list[tuple[Path, Any]]:
     """Reconstruct one photo: [(mesh file, Mesh)] per face."""
