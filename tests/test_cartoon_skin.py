@@ -195,6 +195,22 @@ def test_a_trained_net_gains_skin_tones_through_init_and_only_the_modulation_lea
     assert net(torch.rand(3, 3, SIZE, SIZE)).shape == (3, 3, SIZE, SIZE)
 
 
+def test_the_cards_skin_grid_spans_the_folders_skins_in_six_rows(domains, tmp_path, one_thread):
+    from facetool_cartoon.skin import save_skin_grid
+    from PIL import Image
+
+    from facetool.train.checkpoint import TrainState, export_weights
+
+    torch.manual_seed(0)
+    config = ConditionalResnetConfig(extra=5, base=4, blocks=1, skins=3)
+    weights = export_weights(tmp_path / "c.safetensors", {"G": ConditionalResnetGenerator(config)}, torch.float32,
+                             TrainState(method="cartoon", configs={"G": config}))  # fmt: skip
+    photos, _ = domains
+    positions = save_skin_grid(photos, tmp_path / "grid.jpg", count=3, split=None, weights=weights)
+    assert len(positions) == 3 and all(0 <= p <= 2 for p in positions)
+    assert Image.open(tmp_path / "grid.jpg").size == (3 * 128, 6 * 128)
+
+
 @pytest.mark.parametrize(
     ("key", "value"), [("skin", True), ("g_train", "skin"), ("g_train", "most"), ("skin_lr", 1e-3)]
 )

@@ -152,3 +152,39 @@ def skin_lab(images: Tensor, patch: Tensor) -> Tensor:
         low, high = torch.quantile(pixels[0], LIT_BAND[0]), torch.quantile(pixels[0], LIT_BAND[1])
         out.append(pixels[:, (pixels[0] >= low) & (pixels[0] <= high)].median(dim=1).values)
     return torch.stack(out)
+
+
+def save_skin_grid(crops: str | Path, out: str | Path, count: int = 8, split: str | None = "test",
+                   weights: str | Path | None = None) -> list[float]:  # fmt: skip
+    """The model card's skin figure: ``count`` faces of a labelled crop folder, evenly spaced from the lightest to
+    the darkest photo skin (typology angle), in columns; rows: the photo, the avatar with ``--skin auto`` as it was
+    (the photo's class), as it is (:func:`.runner.auto_tones`), then light, medium, dark — own hair, cleaned and on a
+    plain backdrop as ``stylize`` draws them. Written as JPEG (quality 90); returns the auto positions drawn."""
+    import numpy as np
+    from PIL import Image
+
+    from facetool.data.datasets import ManifestDataset
+
+    from . import _generator, variant_weights
+    from .cutout import flatten_background
+    from .runner import auto_tones, condition_inputs, draw_avatars
+
+    generator = _generator(Path(weights) if weights else variant_weights("local")).eval()
+    data = ManifestDataset(crops, roles=("photo",), split=split, size=128)
+    items = [data[i] for i in range(len(data))]
+    angles = torch.cat([typology_angle(skin_lab(x["photo"][None], skin_patch(x["points5"][None], 128))) for x in items])
+    order = angles.argsort(descending=True)  # lightest first
+    picks = order[torch.linspace(0, len(order) - 1, count).round().long()].tolist()
+    batch = ManifestDataset.collate([items[i] for i in picks])
+    photos, points = batch["photo"].float(), batch["points5"].float()
+    hair = [(labels or {}).get("hair") or "brown" for labels in batch["labels"]]
+    with torch.inference_mode():
+        labels, heatmaps = condition_inputs(generator, photos, points, hair)
+        positions = auto_tones(generator, photos, points, labels, heatmaps)
+        tones = [crop_skin_class(photos, points).float(), positions] + [torch.full((count,), t) for t in (0.0, 1, 2)]
+        drawn = [flatten_background(draw_avatars(generator, photos, points, hair, "median", t)) for t in tones]
+    rows = [photos, *drawn]
+    sheet = torch.cat([torch.cat(list(row), dim=2) for row in rows], dim=1)
+    pixels = (sheet.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(out, quality=90)
+    return [round(float(p), 2) for p in positions]
