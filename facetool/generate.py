@@ -36,14 +36,19 @@ Layout = dict[str, tuple[float, float]]
 
 
 def read_layout(path: Path) -> Layout:
-    """A landmarks JSON file (format in the module docstring) -> unit-square layout; UsageError, in one line, for
-    anything malformed."""
+    """A landmarks JSON file (format in the module docstring), or a ``facetool generate --json`` record holding one
+    under ``"layout"`` -> unit-square layout; UsageError, in one line, for anything malformed."""
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UsageError(f"--landmarks {path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UsageError(f"--landmarks {path}: not a JSON file ({err})") from None
+    if isinstance(data, dict) and "points" not in data and "layout" in data:  # a `facetool generate --json` record
+        if data["layout"] is None:
+            raise UsageError(f"--landmarks {path}: this generate --json record has no layout (made without "
+                             "--like or --landmarks)")  # fmt: skip
+        data = data["layout"]
     if not isinstance(data, dict) or not isinstance(data.get("points"), dict):
         raise UsageError(f'--landmarks {path}: expected {{"size": S, "points": {{name: [x, y], ...}}}}')
     size = data.get("size")

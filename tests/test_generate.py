@@ -225,7 +225,7 @@ def test_json_names_the_files_and_the_layout_as_a_landmarks_file_holds_it(app, t
     assert record["outputs"] == [str(first)] and (record["method"], record["seed"], record["count"]) == ("dots", 0, 1)
     assert record["size"] == SIZE and set(record["layout"]["points"]) == set(LAYOUT_POINTS[:5])
     saved = tmp_path / "layout.json"
-    saved.write_text(json.dumps(record["layout"]))  # fed back as --landmarks: the same layout, the same image
+    saved.write_text(result.stdout)  # the whole record fed back as --landmarks: the same layout, the same image
     second = tmp_path / "b.png"
     assert run(app, "generate", "-m", "dots", "--landmarks", str(saved), "-o", str(second)).exit_code == 0
     assert np.array_equal(read_image(first), read_image(second))
@@ -234,6 +234,9 @@ def test_json_names_the_files_and_the_layout_as_a_landmarks_file_holds_it(app, t
     result = run(app, "generate", "-m", "dots", "-n", "2", "--seed", "3", "-o", f"{tmp_path}/many/", "--json")
     record = json.loads(result.stdout)
     assert record["layout"] is None and record["outputs"] == [f"{tmp_path}/many/dots-seed3-{i:03d}.png" for i in (0, 1)]
+    saved.write_text(result.stdout)
+    result = run(app, "generate", "-m", "dots", "--landmarks", str(saved), "-o", str(tmp_path / "c.png"))
+    assert result.exit_code == 2 and "record has no layout" in result.stderr
     result = run(app, "generate", "-m", "dots", "-o", "-", "--json")
     assert result.exit_code == 2 and "--json and -o -" in result.stderr
 
@@ -244,3 +247,7 @@ def test_json_of_a_failed_run_is_an_error_record_and_one_line(app, tmp_path):
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
     assert "returned values in" in json.loads(result.stdout)["error"]
     assert not (tmp_path / "g.png").exists()
+    broken = tmp_path / "broken.safetensors"  # a failure before the method runs: a record too
+    broken.write_bytes(b"not weights")
+    result = run(app, "generate", "-m", "dots", "--weights", str(broken), "-o", str(tmp_path / "h.png"), "--json")
+    assert result.exit_code == 1 and set(json.loads(result.stdout)) == {"error"}, result.output

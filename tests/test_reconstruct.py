@@ -140,6 +140,10 @@ def test_preview_renders_each_mesh_or_fails_in_one_line(photo, tmp_path):
     for i in range(2):  # two faces: one mesh and one preview each
         image = read_image(tmp_path / f"f.face{i}.png")
         assert image.shape[1] == 2 * image.shape[0] and (image < 200).any()  # something drawn on white
+    for suffix in (".glb", ".gltf"):  # a scene of blocks when read back: drawn as one surface
+        args = ["-o", str(tmp_path / f"s{suffix}"), "--preview", str(tmp_path / f"s{suffix}.png"), "--face", "0"]
+        result = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", *args])
+        assert result.exit_code == 0 and (read_image(tmp_path / f"s{suffix}.png") < 200).any(), result.output
     bad = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "-m", "dome", "--preview", "p.jpg"])
     assert bad.exit_code == 2 and "--preview" in bad.stderr
     args = ["-o", str(tmp_path / "g.obj"), "--preview", str(tmp_path / "g.texture.png")]

@@ -66,54 +66,62 @@ def register(app: typer.Typer) -> None:
             'reads it), "outputs"}; a failure {"error"}.',
         ),
     ) -> None:
-        from ..device import resolve_device
-        from ..imageio import IMAGE_SUFFIXES, prepare_outputs
-        from ..methods import checked_images, resolve_weights
-        from ..options import parse_options
-        from ..pipeline import check_assets
-
         if landmarks is not None and like_arg is not None:
             raise UsageError("give --landmarks or --like, not both")
-        like = Path(like_arg) if like_arg not in (None, "-") else None  # standard input is read once all else fits
-        name, spec, size = task_method(method, "generate", size, weights)
-        options = parse_options(spec.options, option, f"method {name}")
-        to_stdout = output == STDOUT
-        if to_stdout and as_json:
+        if as_json and output == STDOUT:
             raise UsageError("--json and -o - would both write to standard output: give -o a file or folder")
-        folder = not to_stdout and (output.endswith(("/", "\\")) or is_folder(Path(output)))
-        if to_stdout:
-            check_stdout_output(1)
-        elif not folder and Path(output).suffix.lower() not in IMAGE_SUFFIXES:
-            raise UsageError(f"-o {output}: give an image file (.png, .jpg, …: a grid) or a folder (ending in /)")
-        targets = [Path(output) / f"{name}-seed{seed}-{i:03d}.png" for i in range(count)] if folder else [Path(output)]
-        if not to_stdout:
-            prepare_outputs(targets, protect=[p for p in (like, landmarks) if p is not None])
-        if like_arg == "-":
-            like = read_stdin()
         try:
-            dev = resolve_device(device)
-            check_assets(spec.assets)
-            runner = spec.load(options, dev, resolve_weights(spec, weights))
-            layout = None
-            if landmarks is not None:
-                from ..generate import read_layout
-
-                layout = read_layout(landmarks)
-            elif like is not None:
-                layout = _layout_like(like, spec, runner, size, detector, dev)
-            images = checked_images(runner(count, seed, layout), count, None, name)
-            protect = [p for p in (like, landmarks) if p is not None]
-            written = _write(images, None if to_stdout else Path(output), folder, name, seed, protect, quiet=as_json)
-        except FacetoolError as error:
+            record = _generate(method, landmarks, like_arg, count, seed, output, option, size, weights, detector,
+                               device, quiet=as_json)  # fmt: skip
+        except FacetoolError as error:  # --json: the failure as a record too (a usage error is the line alone)
             if as_json and not isinstance(error, UsageError):
                 print_json({"error": str(error)})
             raise
         if as_json:
-            from ..generate import layout_record
+            print_json(record)
 
-            record = None if layout is None else layout_record(layout, int(images.shape[-1]))
-            print_json({"method": name, "seed": seed, "count": count, "size": int(images.shape[-1]), "layout": record,
-                        "outputs": [str(w) for w in written]})  # fmt: skip
+
+def _generate(method, landmarks, like_arg, count, seed, output, option, size, weights, detector, device,
+              quiet: bool) -> dict:  # fmt: skip
+    """The command's work; returns its ``--json`` record."""
+    from ..device import resolve_device
+    from ..generate import layout_record
+    from ..imageio import IMAGE_SUFFIXES, prepare_outputs
+    from ..methods import checked_images, resolve_weights
+    from ..options import parse_options
+    from ..pipeline import check_assets
+
+    like = Path(like_arg) if like_arg not in (None, "-") else None  # standard input is read once all else fits
+    name, spec, size = task_method(method, "generate", size, weights)
+    options = parse_options(spec.options, option, f"method {name}")
+    to_stdout = output == STDOUT
+    folder = not to_stdout and (output.endswith(("/", "\\")) or is_folder(Path(output)))
+    if to_stdout:
+        check_stdout_output(1)
+    elif not folder and Path(output).suffix.lower() not in IMAGE_SUFFIXES:
+        raise UsageError(f"-o {output}: give an image file (.png, .jpg, …: a grid) or a folder (ending in /)")
+    targets = [Path(output) / f"{name}-seed{seed}-{i:03d}.png" for i in range(count)] if folder else [Path(output)]
+    protect = [p for p in (like, landmarks) if p is not None]
+    if not to_stdout:
+        prepare_outputs(targets, protect=protect)
+    if like_arg == "-":
+        like = read_stdin()
+    dev = resolve_device(device)
+    check_assets(spec.assets)
+    runner = spec.load(options, dev, resolve_weights(spec, weights))
+    layout = None
+    if landmarks is not None:
+        from ..generate import read_layout
+
+        layout = read_layout(landmarks)
+    elif like is not None:
+        layout = _layout_like(like, spec, runner, size, detector, dev)
+    images = checked_images(runner(count, seed, layout), count, None, name)
+    written = _write(images, None if to_stdout else Path(output), folder, name, seed, protect, quiet=quiet)
+    side = int(images.shape[-1])
+    record = None if layout is None else layout_record(layout, side)
+    return {"method": name, "seed": seed, "count": count, "size": side, "layout": record,
+            "outputs": [str(w) for w in written]}  # fmt: skip
 
 
 LIKE_MIN_SIDE, LIKE_MAX_ASPECT = 32, 4  # the smallest picture --like reads a face from, and its widest shape

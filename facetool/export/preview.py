@@ -40,6 +40,8 @@ def _render(mesh_path: Path, png_path: Path, size: int) -> None:
     from ..imageio import write_image
 
     mesh = pv.read(str(mesh_path))
+    if isinstance(mesh, pv.MultiBlock):  # glTF / GLB read back as a scene of blocks: one surface to draw
+        mesh = mesh.combine().extract_surface()
     if mesh.n_points == 0 or mesh.n_cells == 0:
         raise SystemExit(f"{mesh_path} holds no triangles")
     texture = None

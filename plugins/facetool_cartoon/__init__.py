@@ -7,7 +7,7 @@ Nets trained with ``-T skin=true`` are told a skin tone too (not in the paper).
 :mod:`.net` nets, :mod:`.train` the trainer and its four variants, :mod:`.landmarks` the regressor, :mod:`.affine`
 approach B's alignment, :mod:`.evaluation` the measured scores, :mod:`.hair` the hair colour of photos and avatars,
 :mod:`.skin` their skin tone. ``facetool stylize photo.jpg --method cartoon [--hair auto|black|brown|blonde|grey]
-[--skin auto|light|medium|dark] [--variant local|affine]``.
+[--skin auto|light|medium|dark|0..2] [--variant local|affine]``.
 """
 
 from __future__ import annotations

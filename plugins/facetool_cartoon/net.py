@@ -92,10 +92,12 @@ def interpolate_rows(table: Tensor, positions: Tensor) -> Tensor:
     Why: the skin tones are ordered (light -> dark) and a photo's skin often falls between two of them; a modulation
     between two learned ones draws a skin between theirs (model card, "Skin tone between the classes")."""
     last = table.shape[0] - 1
-    positions = positions.to(table.dtype).clamp(0, last)
+    # float32 whatever the table's dtype (bf16 would round 1.999 to 2); NaN (no position) as the first class
+    positions = torch.nan_to_num(positions.float(), nan=0.0).clamp(0, last)
     low = positions.floor().long().clamp(max=max(last - 1, 0))
     high = (low + 1).clamp(max=last)
-    return torch.lerp(table[low], table[high], (positions - low.to(positions.dtype))[:, None])
+    weight = (positions - low.float())[:, None]
+    return torch.lerp(table[low].float(), table[high].float(), weight).to(table.dtype)
 
 
 class ConditionedConv(nn.Module):

@@ -76,14 +76,13 @@ def auto_tones(generator: ConditionalResnetGenerator, crops: Tensor, points5: Te
     positions = crop_skin_class(crops.float(), points5, photo_lab).float()
     colour = ~black_and_white(crops)
     if colour.any():
-        angles = []
-        for knot in AUTO_KNOTS:
-            tones = torch.full((int(colour.sum()),), knot, device=crops.device)
-            drawn = generator(crops[colour] * 2 - 1, labels[colour], None if heatmaps is None else heatmaps[colour],
-                              tones)  # fmt: skip
-            angles.append(typology_angle(skin_lab(((drawn + 1) / 2).clamp(0, 1).float(), patch[colour])))
-        knots = torch.tensor(AUTO_KNOTS, device=crops.device)
-        positions[colour] = matched_positions(typology_angle(photo_lab[colour]), torch.stack(angles, 1), knots)
+        # All knots in one call: each colour face repeated once per knot, knot-major.
+        k, count = len(AUTO_KNOTS), int(colour.sum())
+        tones = torch.tensor(AUTO_KNOTS, device=crops.device).repeat_interleave(count)
+        heat = None if heatmaps is None else heatmaps[colour].repeat(k, 1, 1, 1)
+        drawn = generator(crops[colour].repeat(k, 1, 1, 1) * 2 - 1, labels[colour].repeat(k), heat, tones)
+        angles = typology_angle(skin_lab(((drawn + 1) / 2).clamp(0, 1).float(), patch[colour].repeat(k, 1, 1)))
+        positions[colour] = matched_positions(typology_angle(photo_lab[colour]), angles.view(k, count).T, AUTO_KNOTS)
     return positions
 
 

@@ -2,14 +2,17 @@
 
 Both skins are read on the same patch — an ellipse between the eyes and the mouth (cheeks and nose; brows, lips and
 hairline left out) — as the median CIE Lab of its lit pixels (:data:`LIT_BAND`: no shading, nostrils, drawn lines
-or highlights). The tone classes are what a generator trained with ``-T skin=true`` is told (``--skin``; ``auto`` =
-:func:`crop_skin_class`); ``facetool evaluate cartoon`` scores how the avatars' skin follows the photos'
-(``skin_agreement``, ``skin_r``; model card, "Skin tone as a condition").
+or highlights). The tone classes are what a generator trained with ``-T skin=true`` is told (``--skin``); ``auto``
+draws the position between them whose avatar skin has the photo's typology angle (:func:`matched_positions`, via
+``runner.auto_tones``; a black-and-white photo: its :func:`crop_skin_class`). ``facetool evaluate cartoon`` scores
+how the avatars' skin follows the photos' (``skin_agreement``, ``skin_r``; model card, "Skin tone as a condition"
+and "Skin tone between the classes").
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,22 +104,27 @@ def grey_skin_fit(crops: str | Path, split: str | None = "train") -> dict[str, A
             "classes": torch.bincount(want, minlength=3).tolist()}  # fmt: skip
 
 
-def matched_positions(photo_value: Tensor, avatar_values: Tensor, knots: Tensor) -> Tensor:
+def matched_positions(photo_value: Tensor, avatar_values: Tensor, knots: Tensor | Sequence[float]) -> Tensor:
     """(B,) a skin measure of each photo (its typology angle, or its lightness), (B, K) the same measure of its
     avatars drawn at the (K,) ascending tone positions ``knots`` -> (B,) float: for each face the position whose
     avatar skin measures as the photo's, read linearly between the first two neighbouring knots that bracket it; the
-    knot nearest in value where none does (a skin lighter or darker than any the net draws for this face)."""
+    knot nearest in value where none does (a skin lighter or darker than any the net draws for this face). NaN
+    readings never bracket nor come nearest; a photo read as NaN gets the first knot."""
     out = []
+    knots = knots.tolist() if isinstance(knots, Tensor) else [float(k) for k in knots]  # one device sync at most
     for want, drawn in zip(photo_value.tolist(), avatar_values.tolist(), strict=True):
-        position = None
-        for k in range(len(drawn) - 1):
-            a, b = drawn[k], drawn[k + 1]
-            if min(a, b) <= want <= max(a, b):
-                share = 0.0 if a == b else (want - a) / (b - a)
-                position = float(knots[k]) + share * float(knots[k + 1] - knots[k])
-                break
-        if position is None:
-            position = float(knots[min(range(len(drawn)), key=lambda k: abs(drawn[k] - want))])
+        position = knots[0]  # a photo without a reading (NaN): the first knot
+        if not math.isnan(want):
+            position = None
+            for k in range(len(drawn) - 1):
+                a, b = drawn[k], drawn[k + 1]
+                if min(a, b) <= want <= max(a, b):  # False when either is NaN
+                    share = 0.0 if a == b else (want - a) / (b - a)
+                    position = knots[k] + share * (knots[k + 1] - knots[k])
+                    break
+            if position is None:
+                gaps = [abs(d - want) if not math.isnan(d) else math.inf for d in drawn]
+                position = knots[gaps.index(min(gaps))]
         out.append(position)
     return torch.tensor(out, dtype=torch.float32, device=photo_value.device)
 
