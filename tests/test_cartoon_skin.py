@@ -84,6 +84,9 @@ def test_a_tone_between_two_classes_blends_their_modulations_and_a_class_is_its_
     assert interpolate_rows(table, torch.tensor([0.5, 1.25])).tolist() == [[1.0, 15.0], [2.5, 30.0]]
     assert interpolate_rows(table, torch.tensor([-1.0, 7.0])).tolist() == [[0.0, 10.0], [4.0, 60.0]]  # clamped
     assert interpolate_rows(table[:1], torch.tensor([0.4])).tolist() == [[0.0, 10.0]]  # one class: its row
+    assert interpolate_rows(table, torch.tensor([float("nan")])).tolist() == [[0.0, 10.0]]  # no position: the first
+    blended = interpolate_rows(table.bfloat16(), torch.tensor([1.5]))  # a bf16 net (--precision bf16): bf16 rows
+    assert blended.dtype == torch.bfloat16 and blended.float().tolist() == [[3.0, 40.0]]
     modulation = ClassModulation(3, 4)
     with torch.no_grad():
         modulation.table.weight.normal_(0, 0.5)
@@ -105,6 +108,10 @@ def test_auto_finds_the_position_whose_avatar_skin_measures_as_the_photos():
     # between knots linearly; lighter or darker than anything drawn: the nearest end; a wobbly curve: its first
     # bracket (45 -> 20 holds 22)
     assert positions == pytest.approx([0.25, 1.0, 0.0, 2.0, 0.96])
+    nan = float("nan")
+    odd = matched_positions(torch.tensor([nan, 80.0]), torch.tensor([[70.0, 50, 30, 10, -10], [nan, 75, 30, 10, -10]]),
+                            knots)  # fmt: skip
+    assert odd.tolist() == [0.0, 0.5]  # a photo without a reading: the first knot; a NaN drawing is never nearest
 
 
 def test_the_runner_draws_auto_and_numbered_tones_and_says_which(one_thread):
