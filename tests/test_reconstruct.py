@@ -100,6 +100,23 @@ def test_json_lists_each_inputs_meshes_and_a_failed_input(photo, tmp_path):
     assert result.exit_code == 1 and set(json.loads(result.stdout)) == {"input", "error"}
 
 
+def test_json_of_a_failed_preview_keeps_the_meshes_written(photo, tmp_path, monkeypatch):
+    import json
+
+    import facetool.export.preview as preview
+    from facetool.errors import FacetoolError
+
+    def no_gl(mesh, png):
+        raise FacetoolError(f"preview of {mesh}: cannot render offscreen (no GL); the mesh is written")
+
+    monkeypatch.setattr(preview, "render_preview", no_gl)
+    args = ["-o", str(tmp_path / "f.ply"), "--preview", str(tmp_path / "p.png"), "--json"]
+    result = CliRunner().invoke(build_app(), ["reconstruct", str(photo), "--face", "0", *args])
+    record = json.loads(result.stdout)
+    assert result.exit_code == 1 and "cannot render offscreen" in record["error"]
+    assert [m["file"] for m in record["meshes"]] == [str(tmp_path / "f.ply")] and (tmp_path / "f.ply").is_file()
+
+
 def test_to_photo_frame_inverts_the_crop_similarity():
     matrix = np.array([[0.5, 0.0, -10.0], [0.0, 0.5, -20.0]])  # photo -> crop: half size, shifted
     mesh = Mesh(np.array([[0.0, 0.0, 4.0], [10.0, -10.0, 2.0], [10.0, 0.0, 0.0]]), np.array([[0, 1, 2]]))

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
             False,
             "--json",
             help='Print per input {"input", "faces", "meshes": [{"file", "vertices", "triangles"}], "previews"}; a '
-            'list for several inputs; a failed input {"input", "error"}.',
+            'list for several inputs; a failed input {"input", "error"} (+ "meshes" when only its preview failed).',
         ),
     ) -> None:
         from ..device import resolve_device
@@ -81,6 +81,7 @@ def register(app: typer.Typer) -> None:
         records: list[dict[str, Any]] = []
         try:
             for path, target in zip(progress(inputs, f"reconstruct {name}"), targets, strict=True):
+                meshes: list[dict[str, Any]] = []
                 try:
                     written = _one(path, target, spec, runner, det_spec, det, choice, size, dev, maps_dir, inputs)
                     meshes = [{"file": str(p), "vertices": int(m.vertices.shape[0]), "triangles": int(m.faces.shape[0])}
@@ -92,12 +93,14 @@ def register(app: typer.Typer) -> None:
                         said = [f"{m['file']} ({m['vertices']} vertices, {m['triangles']} faces)" for m in meshes]
                         out.print(f"{shown(path)} -> {', '.join(said + [str(p) for p in previews])}", highlight=False)
                 except FacetoolError as error:
+                    # a preview that failed after the meshes were written keeps them in the record
+                    failed = {"input": shown(path), "error": str(error), **({"meshes": meshes} if meshes else {})}
                     if len(inputs) == 1:
                         if as_json and not isinstance(error, UsageError):
-                            print_json({"input": shown(path), "error": str(error)})
+                            print_json(failed)
                         raise
                     failures.append(str(error))
-                    records.append({"input": shown(path), "error": str(error)})
+                    records.append(failed)
                     err.print(f"skipped: {error}", highlight=False)
         finally:
             close_detector(det)
