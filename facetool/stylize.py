@@ -35,7 +35,9 @@ def stylize_photo(
     Args:
         image: (H, W, 3) uint8 RGB.
         runner: the method's runner, (B, 3, S, S) [0, 1] -> (B, C, S, S) [0, 1]. A runner with a true
-            ``takes_points5`` attribute is also given ``points5=`` (B, 5, 2), the faces' landmarks in crop pixels.
+            ``takes_points5`` attribute is also given ``points5=`` (B, 5, 2), the faces' landmarks in crop pixels;
+            one with a true ``takes_points68`` gets ``points68=`` (B, 68, 2) likewise, or None when the detector gave
+            not every face 68 points.
             A runner with a ``paste_mask`` method, (B, C, S, S) results -> (B, 1, S, S) in [0, 1], says which
             pixels of its results to paste back (e.g. an avatar without its plain background). A runner's ``notes``
             (one short line per face of its last call, e.g. what it measured for an ``auto`` setting) are printed
@@ -81,6 +83,13 @@ def stylize_photo(
     matrices = estimate_alignment(points, get_template(template_name), size)
     crops = crop_faces(photo, matrices, size, getattr(runner, "crop_padding", "border"))
     extras = {"points5": transform_points(points, matrices)} if getattr(runner, "takes_points5", False) else {}
+    if getattr(runner, "takes_points68", False):
+        dense = [f.points68 for f in faces]
+        if any(d is None for d in dense):
+            extras["points68"] = None
+        else:
+            points68 = torch.as_tensor(np.stack(dense), dtype=torch.float32, device=photo.device)
+            extras["points68"] = transform_points(points68, matrices)
     if mask is not None:
         extras["foreground"] = crop_faces(mask, matrices, size, padding_mode="zeros")
     with torch.inference_mode():

@@ -576,3 +576,47 @@ def test_a_plugin_breaking_its_contract_is_named_in_one_line(photo, tmp_path, ar
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == 1 and len(lines) == 1 and message in lines[0], result.stderr
     assert not out.exists() and np.array_equal(read_image(path), image)
+
+
+class DenseRunner:
+    """Records the 68 points it is handed (runners that declare ``takes_points68``)."""
+
+    takes_points5 = True
+    takes_points68 = True
+    seen: list = []
+
+    def __call__(self, crops, points5=None, points68=None):
+        DenseRunner.seen.append((points5, points68))
+        return crops
+
+
+class DenseDetector:
+    """Finds TWO_FACES with 68 points: every one of them at the face's left eye."""
+
+    @hookimpl
+    def register_detectors(self, register):
+        from facetool.detectors import DetectorSpec
+
+        class Dense:
+            def detect(self, image):
+                faces = two_faces()
+                for face in faces:
+                    face.points68 = np.repeat(np.asarray(face.points5, np.float32)[:1], 68, axis=0)
+                return faces
+
+        register(DetectorSpec(name="dense", load=lambda o, d: Dense(), description="test"))
+
+
+def test_a_runner_taking_68_points_gets_them_in_crop_pixels_or_none(photo, tmp_path):
+    import torch
+
+    path, _ = photo
+    get_host().register_object(method_plugin("dense68", DenseRunner), "dense68")
+    get_host().register_object(DenseDetector(), "dense-detector")
+    DenseRunner.seen.clear()
+    assert run("stylize", str(path), "-m", "dense68", "-d", "dense", "-o", str(tmp_path / "a.png")).exit_code == 0
+    points5, points68 = DenseRunner.seen[-1]
+    assert points68.shape == (2, 68, 2)
+    assert torch.allclose(points68[:, 0], points5[:, 0], atol=1e-4)  # the same similarity as the 5 points
+    assert run("stylize", str(path), "-m", "dense68", "-d", "fixed", "-o", str(tmp_path / "b.png")).exit_code == 0
+    assert DenseRunner.seen[-1][1] is None  # a detector without 68 points: None

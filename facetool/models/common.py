@@ -165,8 +165,9 @@ def stylize_runner(net: nn.Module, device: str, channels_last: bool = False) -> 
     """``runner(crops, **extras)``: (B, 3, S, S) in [0, 1] -> (B, C, S, S) in [0, 1] through ``net`` on ``device``,
     in eval mode and under ``torch.inference_mode``.
 
-    A net that declares ``takes_points5`` / ``takes_foreground`` (see :func:`facetool.stylize.stylize_photo`) gets
-    the runner declare them too, and the ``points5=`` / ``foreground=`` tensors stylize hands over, on ``device``.
+    A net that declares ``takes_points5`` / ``takes_points68`` / ``takes_foreground`` (see
+    :func:`facetool.stylize.stylize_photo`) gets the runner declare them too, and the ``points5=`` / ``points68=`` /
+    ``foreground=`` tensors stylize hands over, on ``device``.
 
     ``channels_last``: for U-Nets (measured 1.14-1.22× on a 2-core CPU, ``bench/nets_speed.py --methods``); it
     slows the ResNet generators (0.85×), so they stay contiguous. bf16 autocast was over 5× slower on that CPU and
@@ -181,7 +182,7 @@ def stylize_runner(net: nn.Module, device: str, channels_last: bool = False) -> 
             extras = {k: None if v is None else v.to(device) for k, v in extras.items()}
             return net(x, **extras).contiguous()
 
-    for flag in ("takes_points5", "takes_foreground"):
+    for flag in ("takes_points5", "takes_points68", "takes_foreground"):
         setattr(run, flag, bool(getattr(net, flag, False)))
     return run
 

@@ -109,7 +109,8 @@ def clean_avatars(avatars: Tensor, clean: str) -> Tensor:
 
 
 class CartoonRunner:
-    """crops (B, 3, S, S) in [0, 1] (+ ``points5`` (B, 5, 2) crop pixels) -> avatars (B, 3, S, S) in [0, 1].
+    """crops (B, 3, S, S) in [0, 1] (+ ``points5`` (B, 5, 2) and, where the detector has them, ``points68``
+    (B, 68, 2), crop pixels) -> avatars (B, 3, S, S) in [0, 1].
 
     ``hair``: a colour name, or ``auto``: each crop's hair measured by :func:`.hair.photo_hair` (brown when no hair
     is found: a hat, a bald head). ``skin``: a tone name, a position between them (0 light to 2 dark), or ``auto``
@@ -118,6 +119,7 @@ class CartoonRunner:
     what ``auto`` picked, one line per face (printed by ``stylize``)."""
 
     takes_points5 = True
+    takes_points68 = True  # the hair labeller frames the head better from them (:func:`.hair.photo_hair`)
 
     def __init__(self, generator: ConditionalResnetGenerator, device: str, hair: str = "auto",
                  padding: str = "auto", plain_backdrop: bool = True, clean: str = "median",
@@ -130,12 +132,13 @@ class CartoonRunner:
         self.chosen: list[str] = []
         self.chosen_skin: list[float] = []
 
-    def __call__(self, crops: Tensor, points5: Tensor | None = None) -> Tensor:
+    def __call__(self, crops: Tensor, points5: Tensor | None = None, points68: Tensor | None = None) -> Tensor:
         crops = crops.to(self.device, torch.float32)
         if self.hair == "auto":
             from .hair import photo_hair
 
-            self.chosen = [photo_hair(crop, None if points5 is None else points5[i]) or "brown"
+            self.chosen = [photo_hair(crop, None if points5 is None else points5[i],
+                                      None if points68 is None else points68[i]) or "brown"
                            for i, crop in enumerate(crops)]  # fmt: skip
         else:
             self.chosen = [self.hair] * len(crops)
