@@ -274,6 +274,7 @@ def test_evaluate_scores_skin_for_every_net_and_each_tone_for_nets_with_tones(do
     assert done.exit_code == 0, done.output
     metrics = json.loads(done.stdout)["metrics"]
     assert 0 <= metrics["skin_agreement"] <= 1 and -1 <= metrics["skin_r"] <= 1
+    assert 0 <= metrics["auto_hair_avatar"] <= 1 and 0 <= metrics["auto_hair_pick"] <= 1  # --hair auto end to end
     assert ("skin_accuracy" in metrics) == bool(skins)
     if skins:
         tones = [metrics[f"skin_accuracy_{t}"] for t in SKIN_TONES]

@@ -134,6 +134,16 @@ def test_manifest_dataset_reads_roles_as_tensors(tiny):
     assert len(depth) == 1 and depth.skipped == 1
     assert depth[0]["depth"].shape == (1, 100, 100) and abs(float(depth[0]["depth"].max()) - 60000 / 65535) < 1e-6
 
+    # 68 points, where an item has them, scaled like the 5 (item "a" only: "b" has no key, the batch a list)
+    manifest = tiny / "manifest.jsonl"
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    records[0]["labels"]["points68"] = [[10.0 + i, 20.0] for i in range(68)]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+    data = ManifestDataset(tiny, roles=("photo",), split=None, size=64)
+    dense = data[0]["points68"].numpy()
+    assert dense.shape == (68, 2) and np.allclose(dense[3], (np.array([13.0, 20.0]) + 0.5) * 0.64 - 0.5)
+    assert "points68" not in data[1] and ManifestDataset.collate([data[0], data[1]])["points68"][1] is None
+
     split_folder(tiny, 0.5, seed=3)  # seed 3 puts "a" in test, "b" in train
     assert [d["id"] for d in ManifestDataset(tiny, split="test")] == ["a"]
     assert [d["id"] for d in ManifestDataset(tiny, split="train")] == ["b"]

@@ -109,7 +109,8 @@ class ManifestDataset(Dataset):
         channels: per-role channel overrides of :data:`ROLE_CHANNELS`.
 
     Item: {"id": str, <role>: (C, H, W) float32 tensor in [0, 1] per role, "labels": dict, and, when labels have
-    5 points, "points5": (5, 2) float32 tensor in pixels of the returned size}.
+    5 points, "points5": (5, 2) float32 tensor in pixels of the returned size; likewise "points68": (68, 2) when
+    they have 68 (``facetool data crops``)}.
     """
 
     def __init__(
@@ -156,15 +157,18 @@ class ManifestDataset(Dataset):
         for role in self.roles:
             array = load_role_array(paths[role], self.channels[role], self.size, role in NEAREST_ROLES)
             item[role] = torch.from_numpy(array)
-        points = points_and_pose(item["labels"])[0].get("points5")
-        if points is not None:
-            p = np.asarray(points, dtype=np.float32).reshape(5, 2)
+        found = points_and_pose(item["labels"])[0]
+        dense = item["labels"].get("points68")
+        for name, points, count in (("points5", found.get("points5"), 5), ("points68", dense, 68)):
+            if points is None or (name == "points68" and np.size(points) != 2 * count):  # 5 points must be 5
+                continue
+            p = np.asarray(points, dtype=np.float32).reshape(count, 2)
             reference = paths["photo"] if "photo" in paths else paths[self.roles[0]]
             source_size = _file_size(reference)
             if self.size is not None and source_size is not None:
                 # pixel centres at integers: scale about the -0.5 edge
                 p = (p + 0.5) * np.array([self.size[1] / source_size[1], self.size[0] / source_size[0]]) - 0.5
-            item["points5"] = torch.from_numpy(p.astype(np.float32))
+            item[name] = torch.from_numpy(p.astype(np.float32))
         return item
 
     @staticmethod

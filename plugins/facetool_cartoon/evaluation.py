@@ -6,6 +6,9 @@ photo is drawn once per hair colour. Metrics:
 - ``hair_accuracy``: the share of avatars whose hair the :class:`.hair.HairMeter` reads as the colour asked for
   (over all photos × 4 colours), and ``hair_accuracy_<colour>`` per colour. ``hair_meter_accuracy`` is the
   meter's own accuracy on held-out real cartoons (its record): the metric cannot be trusted beyond it.
+- ``auto_hair_pick`` / ``auto_hair_avatar``: ``--hair auto`` as ``stylize`` runs it (framed by the item's 68 points
+  where it has them), on the photos with a hair label: the share whose hair it reads as the label, and the share
+  whose avatar, drawn in the colour it read, the meter reads as the label — the user's end-to-end hair colour.
 - ``nme``: landmark agreement — the evaluation regressor's 5 points on each avatar against the photo's labelled
   points, after the similarity that best aligns them (so only the layout counts, not where the face sits),
   over the photo's eye distance. ``nme_photo`` is the same regressor on the photos themselves (how much of
@@ -67,7 +70,7 @@ def measure(net: Any, request: Any) -> Any:
     from facetool.models.common import net_record
 
     from .cutout import flatten_background
-    from .hair import avatar_hair, load_meter, shipped_meter_path
+    from .hair import avatar_hair, load_meter, photo_hair, shipped_meter_path
     from .landmarks import load_regressor
     from .net import SKIN_TONES
     from .runner import draw_avatars
@@ -118,6 +121,17 @@ def measure(net: Any, request: Any) -> Any:
                 add(f"hair_accuracy_{colour}", [r == colour for r in read])
                 add("nme", aligned_nme(regressor(avatars), points))
             own_avatars = torch.stack([rows[c][i] for i, c in enumerate(own)])
+            # --hair auto end to end, as stylize runs it (68 points where the item has them): the photo's hair read,
+            # the avatar drawn in it, the meter's reading of that avatar against the photo's label (labelled only).
+            dense = batch.get("points68")
+            picks = [photo_hair(photos[i], points[i], None if not isinstance(dense, torch.Tensor) else dense[i])
+                     or "brown" for i in range(len(photos))]  # fmt: skip
+            labelled = [i for i, labels in enumerate(batch["labels"]) if (labels or {}).get("hair") in HAIR_COLOURS]
+            if labelled:
+                drawn = avatar_hair(meter, draw_avatars(generator, photos[labelled], points[labelled],
+                                                        [picks[i] for i in labelled], clean).float())  # fmt: skip
+                add("auto_hair_pick", [picks[i] == own[i] for i in labelled])
+                add("auto_hair_avatar", [d == own[i] for d, i in zip(drawn, labelled, strict=True)])
             # Skin: the avatar's tone class (own hair, the tone stylize picks) against the photo's, both read on the
             # patch between the photo's eyes and mouth; for a net trained with tones, each tone asked for too.
             patch = skin_patch(points, photos.shape[-1])
@@ -148,6 +162,10 @@ def measure(net: Any, request: Any) -> Any:
         "skin_agreement": "share of avatars (own hair, skin as stylize picks) whose skin tone class is the photo's "
         "(light / medium / dark by the typology angle, read between the eyes and the mouth)",
         "skin_r": "Pearson r of the photo's and the avatar's skin lightness (L*)",
+        "auto_hair_pick": "--hair auto: share of labelled photos whose hair it reads as the label (68 points where "
+        "the data has them)",
+        "auto_hair_avatar": "--hair auto end to end: share of labelled photos whose avatar, drawn in the colour auto "
+        "read, the hair meter reads as the photo's label",
         "skin_accuracy": "nets trained with skin tones: share of avatars whose skin reads as the tone asked (× 3)",
         "checkerboard": "log10 spectrum peak at the ×2 upsampling artefacts' frequencies (real drawings: about 0)",
         "grid": "rows: photo, then the avatar with black, brown, blonde, grey hair",
