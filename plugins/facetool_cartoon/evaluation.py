@@ -113,25 +113,25 @@ def measure(net: Any, request: Any) -> Any:
             add("nme_photo", aligned_nme(regressor(photos), points))
             add("nme_template", aligned_nme(template.expand_as(points), points))
             rows: dict[str, torch.Tensor] = {}
+            reads: dict[str, list[str]] = {}  # the meter's reading of each avatar, per colour asked
             for colour in HAIR_COLOURS:
                 avatars = draw_avatars(generator, photos, points, [colour] * len(photos), clean).float()
                 rows[colour] = avatars
-                read = avatar_hair(meter, avatars)
+                reads[colour] = read = avatar_hair(meter, avatars)
                 add("hair_accuracy", [r == colour for r in read])
                 add(f"hair_accuracy_{colour}", [r == colour for r in read])
                 add("nme", aligned_nme(regressor(avatars), points))
             own_avatars = torch.stack([rows[c][i] for i, c in enumerate(own)])
             # --hair auto end to end, as stylize runs it (68 points where the item has them): the photo's hair read,
-            # the avatar drawn in it, the meter's reading of that avatar against the photo's label (labelled only).
-            dense = batch.get("points68")
-            picks = [photo_hair(photos[i], points[i], None if not isinstance(dense, torch.Tensor) else dense[i])
-                     or "brown" for i in range(len(photos))]  # fmt: skip
-            labelled = [i for i, labels in enumerate(batch["labels"]) if (labels or {}).get("hair") in HAIR_COLOURS]
-            if labelled:
-                drawn = avatar_hair(meter, draw_avatars(generator, photos[labelled], points[labelled],
-                                                        [picks[i] for i in labelled], clean).float())  # fmt: skip
-                add("auto_hair_pick", [picks[i] == own[i] for i in labelled])
-                add("auto_hair_avatar", [d == own[i] for d, i in zip(drawn, labelled, strict=True)])
+            # and the meter's reading of the avatar drawn in that colour (drawn above), against the photo's label.
+            dense = batch.get("points68")  # a stacked tensor, a list (some items lack them: None) or missing
+            dense = [None] * len(photos) if dense is None else dense
+            for i, labels in enumerate(batch["labels"]):
+                if (labels or {}).get("hair") not in HAIR_COLOURS:
+                    continue
+                pick = photo_hair(photos[i], points[i], dense[i]) or "brown"
+                add("auto_hair_pick", [pick == own[i]])
+                add("auto_hair_avatar", [reads[pick][i] == own[i]])
             # Skin: the avatar's tone class (own hair, the tone stylize picks) against the photo's, both read on the
             # patch between the photo's eyes and mouth; for a net trained with tones, each tone asked for too.
             patch = skin_patch(points, photos.shape[-1])

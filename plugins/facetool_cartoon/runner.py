@@ -66,15 +66,16 @@ def auto_tones(generator: ConditionalResnetGenerator, crops: Tensor, points5: Te
     the skin between (model card, "Skin tone between the classes"). A black-and-white photo has no angle: its class
     (:func:`.skin.grey_skin_class`) is its position (matching the lightness instead was measured and lost on the
     class the person's colour photo has)."""
-    from .skin import black_and_white, crop_skin_class, matched_positions, skin_lab, skin_patch, typology_angle
+    from .skin import black_and_white, grey_skin_class, matched_positions, skin_lab, skin_patch, typology_angle
 
     if points5 is None:
         points5 = get_template(TEMPLATE).tensor(crops.shape[-1], device=crops.device).expand(len(crops), 5, 2)
-    points5 = points5.to(crops.device, torch.float32)
-    patch = skin_patch(points5, crops.shape[-1])
+    patch = skin_patch(points5.to(crops.device, torch.float32), crops.shape[-1])
     photo_lab = skin_lab(crops.float(), patch)
-    positions = crop_skin_class(crops.float(), points5, photo_lab).float()
-    colour = ~black_and_white(crops)
+    grey = black_and_white(crops)
+    positions = torch.zeros(len(crops), device=crops.device)
+    positions[grey] = grey_skin_class(photo_lab[grey, 0]).float()
+    colour = ~grey
     if colour.any():
         # All knots in one call: each colour face repeated once per knot, knot-major.
         k, count = len(AUTO_KNOTS), int(colour.sum())
