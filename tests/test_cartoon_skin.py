@@ -124,12 +124,13 @@ def test_the_runner_draws_auto_and_numbered_tones_and_says_which(one_thread):
             if module.__class__.__name__ == "ClassModulation":
                 module.table.weight.normal_(0, 0.5)
     crops, points = torch.rand(2, 3, SIZE, SIZE), torch.tensor([POINTS, POINTS])
-    auto = CartoonRunner(net, "cpu", hair="brown")
+    auto = CartoonRunner(net, "cpu", hair="brown", isolate="none")  # two faces: not isolated, as the one below
     drawn = auto(crops, points)
     assert len(auto.chosen_skin) == 2 and all(0 <= t <= 2 for t in auto.chosen_skin)
     assert all(note.startswith("skin ") and note.endswith(f"({t:.2f})") for note, t in
                zip(auto.notes, auto.chosen_skin, strict=True))  # fmt: skip
-    again = CartoonRunner(net, "cpu", hair="brown", skin=str(auto.chosen_skin[0]))(crops[:1], points[:1])
+    again = CartoonRunner(net, "cpu", hair="brown", skin=str(auto.chosen_skin[0]), isolate="none")(crops[:1],
+                                                                                                  points[:1])
     assert torch.allclose(again, drawn[:1], atol=0.02)  # the position auto printed draws the same avatar
     grey = crops.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)  # no typology angle: the grey class, as a position
     auto(grey, points)

@@ -379,3 +379,22 @@ def test_cli_makes_cartoons_and_rejects_bad_styles(tmp_path):
     assert (tmp_path / "cartoon" / "000000.png").is_file() and "made 1" in result.output
     bad = runner.invoke(build_app(), ["data", "cartoons", "--count", "1", "--out", str(tmp_path), "--style", "x"])
     assert bad.exit_code == 2
+
+
+def test_crowd_sides_puts_the_neighbours_faces_at_the_edges_and_keeps_the_middle():
+    import torch
+
+    from facetool.data.augment import crowd_sides
+
+    # three crops, each a constant value with a distinct middle column band (its "face")
+    image = torch.stack([torch.full((1, 20, 20), float(v)) for v in (0.1, 0.2, 0.3)])
+    image[..., 8:12] += 0.5
+    out = crowd_sides(image, 0.2)  # 4-px strips: the neighbours' middle columns 8..11
+    torch.testing.assert_close(out[..., 4:16], image[..., 4:16])
+    assert torch.allclose(out[0, ..., :4], torch.tensor(0.7)) and torch.allclose(out[0, ..., 16:], torch.tensor(0.8))
+    assert torch.allclose(out[2, ..., :4], torch.tensor(0.6)) and torch.allclose(out[2, ..., 16:], torch.tensor(0.7))
+    single = crowd_sides(image[:1], 0.2)  # alone: its own face, mirrored
+    assert torch.allclose(single[..., :4], torch.tensor(0.6))
+    torch.testing.assert_close(crowd_sides(image, 0.0), image)
+    with pytest.raises(ValueError):
+        crowd_sides(image, 0.5)

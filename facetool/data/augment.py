@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "apply_affine", "augment", "color_jitter", "cut_edges", "cut_sides", "move_parts", "random_affine", "tps_warp",
-    "transform_points",
+    "apply_affine", "augment", "color_jitter", "crowd_sides", "cut_edges", "cut_sides", "move_parts", "random_affine",
+    "tps_warp", "transform_points",
 ]  # fmt: skip
 
 
@@ -367,4 +367,32 @@ def cut_sides(image: torch.Tensor, cuts: torch.Tensor, fill: str = "border") -> 
             inside = torch.zeros_like(out[b, :1])
             inside[:, top : bottom + 1, left : right + 1] = 1
             out[b] = out[b] * inside + edge_colour(kept)[0] * (1 - inside)
+    return out
+
+
+def crowd_sides(image: torch.Tensor, fraction: float) -> torch.Tensor:
+    r"""Each aligned face crop with neighbours at its sides, as a crop of a group photo has: the left and right
+    ``fraction`` of its width replaced by the middle of other items' faces (the next item's at the left, the one
+    before at the right; a batch of one crowds itself, mirrored).
+
+    Args:
+        image: :math:`(B, C, H, W)` aligned crops (each face in the middle).
+        fraction: width of each side's strip, a fraction of W below 0.5.
+
+    Returns:
+        :math:`(B, C, H, W)`, the same dtype.
+    """
+    import torch
+
+    if not 0 <= fraction < 0.5:
+        raise ValueError("crowd_sides wants a fraction from 0 to below 0.5")
+    width = image.shape[-1]
+    strip = int(round(fraction * width))
+    if strip == 0:
+        return image.clone()
+    others = image.flip(-1) if len(image) == 1 else image
+    start = (width - strip) // 2  # the neighbour's face: its crop's middle columns
+    out = image.clone()
+    out[..., :strip] = torch.roll(others, -1, dims=0)[..., start : start + strip]
+    out[..., width - strip :] = torch.roll(others, 1, dims=0)[..., start : start + strip]
     return out

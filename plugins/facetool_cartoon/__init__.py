@@ -32,7 +32,9 @@ PADDINGS = ("auto", "border", "edge-colour")
 BACKDROPS = ("plain", "drawn")
 # A 3×3 median over the avatar: it removes the deconv nets' 2-px checkerboard and specks, keeps flat areas and lines
 # (shipped net, test crops: checkerboard 0.72 -> 0.31, grain 0.0132 -> 0.0047, FID 281.5 -> 277.2; card).
-CLEANS = ("median", "none")
+CLEANS = ("median", "flat", "none")
+# -O isolate (.isolate): auto blurs the backdrop of group photos' crops only (card, "The person alone").
+ISOLATES = ("auto", "blur", "none")
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
@@ -68,7 +70,17 @@ class CartoonRunOptions:
     )
     clean: str = field(
         default="median",
-        metadata={"help": "median (the avatar's checkerboard and specks removed by a 3×3 median) or none (as drawn)"},
+        metadata={
+            "help": "median (the avatar's checkerboard and specks removed by a 3×3 median), flat (painted in a few "
+            "flat colours, as a cartoon is) or none (as drawn)"
+        },
+    )
+    isolate: str = field(
+        default="auto",
+        metadata={
+            "help": "blur everything but the person (other people, objects, the background) before drawing, so it "
+            "is not drawn as blobs around the head: auto (when the photo has more than one face), blur or none"
+        },
     )
     cartoons: str = field(default="", metadata={"help": "facetool evaluate only: held-out cartoon folder for FID"})
     tight: float = field(
@@ -76,6 +88,13 @@ class CartoonRunOptions:
         metadata={
             "help": "facetool evaluate only: cut each photo's four sides by this fraction, filled as -O padding "
             "says (what a photo cropped tight to the face gives)"
+        },
+    )
+    crowd: float = field(
+        default=0.0,
+        metadata={
+            "help": "facetool evaluate only: put a slice of two other photos' faces this fraction of the side wide "
+            "at each photo's left and right edge (the neighbours a crop of a group photo holds)"
         },
     )
     grey: bool = field(
@@ -97,10 +116,12 @@ class CartoonRunOptions:
             raise ValueError(f"padding must be one of {', '.join(PADDINGS)}")
         if self.backdrop not in BACKDROPS:
             raise ValueError(f"backdrop must be one of {', '.join(BACKDROPS)}")
+        if self.isolate not in ISOLATES:
+            raise ValueError(f"isolate must be one of {', '.join(ISOLATES)}")
         if self.clean not in CLEANS:
             raise ValueError(f"clean must be one of {', '.join(CLEANS)}")
-        if not 0 <= self.tight < 0.5:
-            raise ValueError("tight must be 0 to below 0.5")
+        if not 0 <= self.tight < 0.5 or not 0 <= self.crowd < 0.5:
+            raise ValueError("tight and crowd must be 0 to below 0.5")
 
 
 def _tone_number(text: str) -> bool:
@@ -157,7 +178,7 @@ def _load(options: CartoonRunOptions | None, device: str, weights: Path | None) 
     options = options or CartoonRunOptions()
     generator = _skinned(_generator(_resolve(options, weights)), options)
     return CartoonRunner(generator, device, options.hair, options.padding, plain_backdrop=options.backdrop == "plain",
-                         clean=options.clean, skin=options.skin)  # fmt: skip
+                         clean=options.clean, skin=options.skin, isolate=options.isolate)  # fmt: skip
 
 
 def _network(options: CartoonRunOptions | None, weights: Path | None) -> Any:
@@ -166,7 +187,9 @@ def _network(options: CartoonRunOptions | None, weights: Path | None) -> Any:
     options = options or CartoonRunOptions()
     hair = "brown" if options.hair == "auto" else options.hair
     generator = _skinned(_generator(_resolve(options, weights)), options)
-    return FixedConditionCartoon(generator, hair, options.padding, options.clean, options.skin).eval()
+    net = FixedConditionCartoon(generator, hair, options.padding, options.clean, options.skin).eval()
+    net.isolate = options.isolate  # what the evaluation applies before drawing (forward stays the bare generator)
+    return net
 
 
 def _measure(net: Any, request: Any) -> Any:

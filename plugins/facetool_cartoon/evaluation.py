@@ -20,9 +20,14 @@ photo is drawn once per hair colour. Metrics:
 - ``checkerboard`` and ``grain`` (:mod:`facetool.metrics.texture`) of the avatars (own hair colour): the spectrum's
   peaks at the upsampling artefacts' frequencies, and the speckle a 3×3 median removes; with ``-O cartoons`` also
   ``checkerboard_real`` / ``grain_real`` of the held-out cartoons, what a clean drawing scores.
+- ``-O crowd=F`` puts a slice F of the side wide from two other photos' faces at each photo's left and right edge
+  (what a crop of a group photo holds; within a batch, so a batch of one gets itself mirrored).
 - ``-O grey=true`` draws from the photos made black-and-white (PIL's luma); the skin they are scored against, and
   ``skin_r``'s photo side, stay the colour photo's (the uncut one with ``-O tight``); the hair colours asked are as
   without it.
+- ``-O isolate`` as ``facetool stylize`` applies it (:mod:`.isolate`: all but the person blurred): ``auto``, the
+  default, on ``-O crowd`` runs only (the stand-in for a group photo's crops), ``blur`` on every run; the hair
+  ``auto`` reads stays the unblurred photo's.
 - Every avatar is cleaned as ``facetool stylize`` cleans it (``-O clean``, default ``median``; ``-O clean=none``
   measures the net as it draws, as every row of the card before 2026-12-01 was).
 - ``fid``: age-net features (the core's offline backbone) of one avatar per photo (the photo's own hair colour)
@@ -59,7 +64,7 @@ def aligned_nme(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 def measure(net: Any, request: Any) -> Any:
     """``MethodSpec.measure`` of cartoon; ``net``: :class:`.runner.FixedConditionCartoon` (its generator is used
     with every hair colour and the photos' landmarks)."""
-    from facetool.data.augment import cut_sides
+    from facetool.data.augment import crowd_sides, cut_sides
     from facetool.data.datasets import ManifestDataset
     from facetool.errors import UsageError
     from facetool.evaluate import Measured
@@ -71,6 +76,7 @@ def measure(net: Any, request: Any) -> Any:
 
     from .cutout import flatten_background
     from .hair import avatar_hair, load_meter, photo_hair, shipped_meter_path
+    from .isolate import isolate_people, wants_isolation
     from .landmarks import load_regressor
     from .net import SKIN_TONES
     from .runner import draw_avatars
@@ -85,8 +91,11 @@ def measure(net: Any, request: Any) -> Any:
     meter = load_meter(device=request.device)
     tight = float(getattr(request.options, "tight", 0.0) or 0.0)
     grey = bool(getattr(request.options, "grey", False))
+    crowd = float(getattr(request.options, "crowd", 0.0) or 0.0)
     padding = getattr(net, "crop_padding", "border")  # filled as stylize's crops are
     clean = getattr(net, "clean", "none")  # and cleaned as stylize cleans them (-O clean)
+    # The person alone before drawing, as stylize does (-O isolate; auto: crowded crops only).
+    isolate = wants_isolation(getattr(net, "isolate", "none"), crowded=crowd > 0)
     template = None
     values: dict[str, list[float]] = {}
     lightness: list[tuple[float, float]] = []  # (photo, avatar) skin L*
@@ -101,10 +110,15 @@ def measure(net: Any, request: Any) -> Any:
         coloured = photos  # what the skin is scored against
         if grey:  # a black-and-white photo: its luma (PIL's weights) in all three channels
             photos = to_luma(photos).expand_as(photos)
+        if crowd:  # neighbours at the edges, as in a group photo; the skin is still scored on the photo's own face
+            photos = crowd_sides(photos, crowd)
         full = photos
         if tight:
             photos = cut_sides(photos, torch.full((4,), tight), fill=padding)
         own = [(labels or {}).get("hair") or "brown" for labels in batch["labels"]]
+        dense = batch.get("points68")  # a stacked tensor, a list (some items lack them: None) or missing
+        dense = [None] * len(photos) if dense is None else dense
+        drawn = isolate_people(photos, points, dense) if isolate else photos  # what G draws from
         if template is None:
             from facetool.align import get_template
 
@@ -115,7 +129,7 @@ def measure(net: Any, request: Any) -> Any:
             rows: dict[str, torch.Tensor] = {}
             reads: dict[str, list[str]] = {}  # the meter's reading of each avatar, per colour asked
             for colour in HAIR_COLOURS:
-                avatars = draw_avatars(generator, photos, points, [colour] * len(photos), clean).float()
+                avatars = draw_avatars(generator, drawn, points, [colour] * len(photos), clean).float()
                 rows[colour] = avatars
                 reads[colour] = read = avatar_hair(meter, avatars)
                 add("hair_accuracy", [r == colour for r in read])
@@ -124,8 +138,6 @@ def measure(net: Any, request: Any) -> Any:
             own_avatars = torch.stack([rows[c][i] for i, c in enumerate(own)])
             # --hair auto end to end, as stylize runs it (68 points where the item has them): the photo's hair read,
             # and the meter's reading of the avatar drawn in that colour (drawn above), against the photo's label.
-            dense = batch.get("points68")  # a stacked tensor, a list (some items lack them: None) or missing
-            dense = [None] * len(photos) if dense is None else dense
             for i, labels in enumerate(batch["labels"]):
                 if (labels or {}).get("hair") not in HAIR_COLOURS:
                     continue
@@ -140,14 +152,15 @@ def measure(net: Any, request: Any) -> Any:
             lightness += list(zip(photo_lab[:, 0].tolist(), avatar_lab[:, 0].tolist(), strict=True))
             if generator.config.skins:
                 for index, tone in enumerate(SKIN_TONES):
-                    toned = draw_avatars(generator, photos, points, own, clean, [tone] * len(photos)).float()
+                    toned = draw_avatars(generator, drawn, points, own, clean, [tone] * len(photos)).float()
                     hit = skin_class(skin_lab(toned, patch)) == index
                     add("skin_accuracy", hit)
                     add(f"skin_accuracy_{tone}", hit)
             add("checkerboard", checkerboard(own_avatars))
             add("grain", grain(own_avatars))
             if tight:  # how much of the avatar the cut changed: a net that draws the streaks changes a lot
-                uncut = draw_avatars(generator, full, points, own, clean).float()
+                whole = isolate_people(full, points, dense) if isolate else full
+                uncut = draw_avatars(generator, whole, points, own, clean).float()
                 add("tight_change", (own_avatars - uncut).abs().mean(dim=(1, 2, 3)))
         avatars_for_fid.append(own_avatars.cpu())
         for i in range(len(photos)):

@@ -101,9 +101,14 @@ def draw_avatars(generator: ConditionalResnetGenerator, crops: Tensor, points5: 
 
 def clean_avatars(avatars: Tensor, clean: str) -> Tensor:
     """(B, 3, S, S) avatars in [0, 1] -> the same after ``-O clean``: ``median`` a 3×3 median per channel (the
-    2-px checkerboard of transposed convolutions and the specks go, flat areas and lines stay), ``none`` as is."""
+    2-px checkerboard of transposed convolutions and the specks go, flat areas and lines stay), ``flat`` painted in
+    a few flat colours (:func:`.flat.flat_colours`), ``none`` as is."""
     if clean == "none":
         return avatars
+    if clean == "flat":
+        from .flat import flat_colours
+
+        return flat_colours(avatars)
     from kornia.filters import median_blur
 
     return median_blur(avatars, (3, 3))
@@ -124,9 +129,10 @@ class CartoonRunner:
 
     def __init__(self, generator: ConditionalResnetGenerator, device: str, hair: str = "auto",
                  padding: str = "auto", plain_backdrop: bool = True, clean: str = "median",
-                 skin: str = "auto") -> None:  # fmt: skip
+                 skin: str = "auto", isolate: str = "auto") -> None:  # fmt: skip
         self.generator, self.device, self.hair = generator.to(device).eval(), device, hair
         self.skin = skin
+        self.isolate = isolate  # -O isolate: everything but the person blurred before G draws (.isolate)
         self.crop_padding = padding  # read by facetool.stylize
         self.plain_backdrop = plain_backdrop  # -O backdrop=plain: the speckled background painted over
         self.clean = clean
@@ -143,6 +149,14 @@ class CartoonRunner:
                            for i, crop in enumerate(crops)]  # fmt: skip
         else:
             self.chosen = [self.hair] * len(crops)
+        from .isolate import isolate_people, wants_isolation
+
+        # A call holds one photo's faces: more than one is a group photo. After the hair is read: the mask's edge
+        # may take a little hair with it.
+        if wants_isolation(self.isolate, crowded=len(crops) > 1):
+            template = get_template("avatar").tensor(crops.shape[-1], device=crops.device)
+            crops = isolate_people(crops, template.expand(len(crops), -1, -1) if points5 is None else points5,
+                                   points68)  # fmt: skip
         with torch.inference_mode():
             tones = None
             if self.generator.config.skins:
