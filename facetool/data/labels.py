@@ -391,7 +391,7 @@ def foreground_mask(image: np.ndarray, face: Face) -> np.ndarray:
     frame = FaceFrame(face)
     q, sure_fg, fg, bg = person_probability(image, frame)
     person = connected_to(sure_fg, q > 0.5)
-    person = ~connected_to(_border(person.shape), ~person)  # fill holes: background must reach the border
+    person = fill_holes(person)
     q = np.where(person, np.maximum(q, 0.5 + 1e-3), np.minimum(q, 0.5 - 1e-3))  # the cleaned decision, kept soft
     # Full resolution: upsample q; where it is uncertain, let the full-resolution colours decide the edge.
     q_full = np.asarray(Image.fromarray(q.astype(np.float32)).resize((w, h), Image.BILINEAR))
@@ -445,6 +445,11 @@ def person_probability(image: np.ndarray, frame: FaceFrame) -> tuple[np.ndarray,
         q = 1 / (1 + np.exp(-logit))
         q[sure_fg], q[sure_bg] = 1.0, 0.0
     return q, sure_fg, fg, bg
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool -> the same with its holes filled: background is only what reaches the image's border."""
+    return ~connected_to(_border(mask.shape), ~mask)
 
 
 def _border(shape: tuple[int, int]) -> np.ndarray:

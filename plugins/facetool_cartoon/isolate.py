@@ -35,9 +35,7 @@ def wants_isolation(isolate: str, crowded: bool) -> bool:
 def person_masks(crops: Tensor, points5: Tensor, points68: Any = None) -> Tensor:
     """(B, 3, S, S) crops in [0, 1], (B, 5, 2) points in crop pixels, 68 points ((B, 68, 2), a list with None
     for faces without them, or None) -> (B, 1, S, S) in {0, 1}: 1 on the person."""
-    import numpy as np
-
-    from facetool.data.labels import FaceFrame, connected_to, foreground_mask
+    from facetool.data.labels import FaceFrame, fill_holes, foreground_mask
 
     from .hair import _face
 
@@ -50,9 +48,7 @@ def person_masks(crops: Tensor, points5: Tensor, points68: Any = None) -> Tensor
         # The mask's full-size edge is decided by colour alone, and a lit forehead or cheek that has the wall's
         # colour drops out as a hole (seen on the poker photo): what the background cannot reach from the border
         # is the person's.
-        edge = np.zeros_like(person)
-        edge[0] = edge[-1] = edge[:, 0] = edge[:, -1] = True
-        masks.append(torch.from_numpy(~connected_to(edge, ~person)))
+        masks.append(torch.from_numpy(fill_holes(person)))
     return torch.stack(masks)[:, None].to(crops.device, torch.float32)
 
 
