@@ -187,9 +187,8 @@ def _network(options: CartoonRunOptions | None, weights: Path | None) -> Any:
     options = options or CartoonRunOptions()
     hair = "brown" if options.hair == "auto" else options.hair
     generator = _skinned(_generator(_resolve(options, weights)), options)
-    net = FixedConditionCartoon(generator, hair, options.padding, options.clean, options.skin).eval()
-    net.isolate = options.isolate  # what the evaluation applies before drawing (forward stays the bare generator)
-    return net
+    return FixedConditionCartoon(generator, hair, options.padding, options.clean, options.skin,
+                                 options.isolate).eval()  # fmt: skip
 
 
 def _measure(net: Any, request: Any) -> Any:

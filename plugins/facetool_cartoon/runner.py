@@ -154,7 +154,7 @@ class CartoonRunner:
         # A call holds one photo's faces: more than one is a group photo. After the hair is read: the mask's edge
         # may take a little hair with it.
         if wants_isolation(self.isolate, crowded=len(crops) > 1):
-            template = get_template("avatar").tensor(crops.shape[-1], device=crops.device)
+            template = get_template(TEMPLATE).tensor(crops.shape[-1], device=crops.device)
             crops = isolate_people(crops, template.expand(len(crops), -1, -1) if points5 is None else points5,
                                    points68)  # fmt: skip
         with torch.inference_mode():
@@ -199,10 +199,12 @@ class FixedConditionCartoon(nn.Module):
     (``auto``: medium here; the evaluation, which uses only the generator, measures each crop's own)."""
 
     def __init__(self, generator: ConditionalResnetGenerator, hair: str = "brown", padding: str = "auto",
-                 clean: str = "none", skin: str = "auto") -> None:  # fmt: skip
+                 clean: str = "none", skin: str = "auto", isolate: str = "none") -> None:  # fmt: skip
         super().__init__()
         self.generator, self.hair, self.crop_padding, self.skin = generator, hair, padding, skin
-        self.clean = clean  # what the evaluation applies to its avatars (forward stays the bare generator)
+        # What the evaluation applies to its crops before drawing (-O isolate) and to its avatars after (-O clean);
+        # forward stays the bare generator.
+        self.isolate, self.clean = isolate, clean
 
     def forward(self, crops: Tensor) -> Tensor:
         # One crop's condition expanded to the batch: a list as long as the batch would be traced as a constant, and
