@@ -346,6 +346,30 @@ def test_tps_warp_puts_each_dot_on_its_target_and_keeps_the_frame():
     assert torch.allclose(tps_warp(ramp, source, source), ramp, atol=1e-3)  # nothing asked, nothing moves
 
 
+def test_tps_warp_is_kornias_spline_in_float64():
+    """tps_warp evaluates the spline itself (two matmuls, for speed): the same image as kornia's warp_image_tps."""
+    import torch
+    from kornia.geometry.transform import get_tps_transform, warp_image_tps
+
+    from facetool.data.augment import tps_warp
+
+    gen = torch.Generator().manual_seed(3)
+    height, width = 48, 40  # not square: each axis has its own scale in grid_sample's frame
+    image = torch.rand(3, 2, height, width, generator=gen, dtype=torch.float64)
+    source = torch.rand(3, 5, 2, generator=gen, dtype=torch.float64) * torch.tensor([20.0, 24.0]) + 10
+    target = source + torch.randn(3, 5, 2, generator=gen, dtype=torch.float64) * 2
+    w, h = width - 1, height - 1
+    frame = [[0, 0], [w / 2, 0], [w, 0], [0, h / 2], [w, h / 2], [0, h], [w / 2, h], [w, h]]
+    anchors = torch.tensor(frame, dtype=torch.float64).expand(3, -1, -1)
+
+    def unit(points):
+        return torch.cat([points, anchors], 1) * torch.tensor([2 / w, 2 / h], dtype=torch.float64) - 1
+
+    kernel, affine = get_tps_transform(unit(target), unit(source))
+    expected = warp_image_tps(image, unit(source), kernel, affine, align_corners=True, padding_mode="border")
+    assert torch.allclose(tps_warp(image, source, target), expected, atol=1e-9)
+
+
 def test_move_parts_moves_each_dot_with_its_own_point():
     import pytest
     import torch

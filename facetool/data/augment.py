@@ -200,7 +200,8 @@ def tps_warp(image: torch.Tensor, source: torch.Tensor, target: torch.Tensor) ->
         :math:`(B, C, H, W)`; a part drawn at ``source[b, k]`` now sits at ``target[b, k]``.
     """
     import torch
-    from kornia.geometry.transform import get_tps_transform, warp_image_tps
+    from kornia.geometry import create_meshgrid
+    from kornia.geometry.transform import get_tps_transform
 
     batch, _, height, width = image.shape
     w, h = width - 1, height - 1
@@ -211,9 +212,19 @@ def tps_warp(image: torch.Tensor, source: torch.Tensor, target: torch.Tensor) ->
     def unit(points: torch.Tensor) -> torch.Tensor:  # the corner-aligned frame of grid_sample(align_corners=True)
         return torch.cat([points.to(image.dtype), anchors], 1) * scale - 1
 
-    # warp_image_tps maps each output pixel back to where it samples from: the spline is fitted target -> source.
-    kernel, affine = get_tps_transform(unit(target), unit(source))
-    return warp_image_tps(image, unit(source), kernel, affine, align_corners=True, padding_mode="border")
+    # Each output pixel samples from where the spline sends it: the spline is fitted target -> source.
+    centres = unit(source)
+    kernel, affine = get_tps_transform(unit(target), centres)
+    # The spline at every pixel, f(p) = a0 + A p + sum_k w_k U(|p - c_k|), U(r) = r² log r = ½ r² log r². kornia's
+    # warp_image_tps forms a (B, H*W, N, 2) product for it, a fifth of a CPU training step at 128² (measured); two
+    # matmuls give the same map (as close to float64 as kornia's) in a quarter of the time.
+    grid = create_meshgrid(height, width, normalized_coordinates=True, device=image.device, dtype=image.dtype)
+    grid = grid.reshape(1, -1, 2).expand(batch, -1, -1)
+    norms = grid.square().sum(-1, keepdim=True) + centres.square().sum(-1)[:, None]
+    squared = torch.baddbmm(norms, grid, centres.transpose(1, 2), alpha=-2).clamp_(min=1e-20)  # r² at a centre: 0
+    sources = torch.baddbmm(affine[:, :1], squared.log().mul_(squared), kernel * 0.5) + grid @ affine[:, 1:]
+    return torch.nn.functional.grid_sample(image, sources.view(batch, height, width, 2), mode="bilinear",
+                                           padding_mode="border", align_corners=True)  # fmt: skip
 
 
 def move_parts(

@@ -214,6 +214,8 @@ def gaussian_heatmaps(points: Tensor, size: tuple[int, int], sigma: float) -> Te
     height, width = size
     ys = torch.arange(height, device=points.device, dtype=points.dtype).view(1, 1, height, 1)
     xs = torch.arange(width, device=points.device, dtype=points.dtype).view(1, 1, 1, width)
-    dx = xs - points[..., 0, None, None]
-    dy = ys - points[..., 1, None, None]
-    return torch.exp(-(dx**2 + dy**2) / (2 * sigma**2))
+    # exp(-(dx² + dy²)) = exp(-dx²) exp(-dy²): two small exps and a product, not an exp per pixel (the layout
+    # generator draws these at every block of every step, 5 % of a CPU training step when it was one exp).
+    across = torch.exp(-((xs - points[..., 0, None, None]) ** 2) / (2 * sigma**2))
+    down = torch.exp(-((ys - points[..., 1, None, None]) ** 2) / (2 * sigma**2))
+    return down * across
