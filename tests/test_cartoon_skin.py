@@ -280,3 +280,36 @@ def test_evaluate_scores_skin_for_every_net_and_each_tone_for_nets_with_tones(do
     if skins:
         tones = [metrics[f"skin_accuracy_{t}"] for t in SKIN_TONES]
         assert metrics["skin_accuracy"] == pytest.approx(np.mean(tones)) and all(0 <= t <= 1 for t in tones)
+
+
+def test_hair_and_skin_may_be_given_per_face_and_auto_reads_only_the_rest(one_thread, monkeypatch):
+    import facetool_cartoon.hair as hair
+    from facetool_cartoon import CartoonRunOptions
+    from facetool_cartoon.runner import CartoonRunner, per_face
+
+    from facetool.errors import UsageError
+
+    assert per_face("black", 3, "hair") == ["black"] * 3
+    assert per_face("auto,black", 2, "hair") == ["auto", "black"]
+    with pytest.raises(UsageError, match="--hair auto,black: 2 values for 3 faces"):
+        per_face("auto,black", 3, "hair")
+    assert CartoonRunOptions(hair="auto,grey", skin="dark,0.5,auto").skin == "dark,0.5,auto"
+    with pytest.raises(ValueError, match="hair must be one of"):
+        CartoonRunOptions(hair="auto,purple")
+    with pytest.raises(ValueError, match="skin must be one of"):
+        CartoonRunOptions(skin="light,3")
+
+    read = []
+    monkeypatch.setattr(hair, "photo_hair", lambda crop, p5=None, p68=None: read.append(crop) or "blonde")
+    torch.manual_seed(0)
+    net = ConditionalResnetGenerator(ConditionalResnetConfig(extra=5, base=4, blocks=1, skins=3)).eval()
+    crops, points = torch.rand(3, 3, SIZE, SIZE), torch.tensor([POINTS] * 3)
+    alone = CartoonRunner(net, "cpu", hair="auto", skin="auto", isolate="none")
+    alone(crops[1:2], points[1:2])
+    runner = CartoonRunner(net, "cpu", hair="grey,auto,black", skin="dark,auto,0.5", isolate="none")
+    runner(crops, points)
+    assert runner.chosen == ["grey", "blonde", "black"] and len(read) == 2  # only face1's hair was read, twice
+    assert torch.equal(read[0], read[1])
+    # face1's tone measured as when it is drawn alone; the others as given
+    assert runner.chosen_skin == [2.0, alone.chosen_skin[0], 0.5]
+    assert runner.notes[1].startswith("hair blonde, skin ")

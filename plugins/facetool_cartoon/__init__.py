@@ -42,12 +42,18 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 class CartoonRunOptions:
     """``facetool stylize --method cartoon -O key=value`` (``--hair`` / ``--skin`` / ``--variant`` set the same)."""
 
-    hair: str = field(default="auto", metadata={"help": "auto (the photo's), black, brown, blonde or grey"})
+    hair: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (the photo's), black, brown, blonde or grey; or one per face, comma-separated, face0 (the "
+            "largest) first: auto,black"
+        },
+    )
     skin: str = field(
         default="auto",
         metadata={
             "help": "auto (the photo's), light, medium, dark, or a number between: 0 light to 2 dark (weights "
-            "trained with skin tones only)"
+            "trained with skin tones only); or one per face, comma-separated, as --hair"
         },
     )
     variant: str = field(
@@ -106,10 +112,11 @@ class CartoonRunOptions:
     )
 
     def __post_init__(self) -> None:
-        if self.hair not in HAIR_CHOICES:
-            raise ValueError(f"hair must be one of {', '.join(HAIR_CHOICES)}")
-        if self.skin not in SKIN_CHOICES and not _tone_number(self.skin):
-            raise ValueError(f"skin must be one of {', '.join(SKIN_CHOICES)}, or a number from 0 (light) to 2 (dark)")
+        if any(entry not in HAIR_CHOICES for entry in self.hair.split(",")):
+            raise ValueError(f"hair must be one of {', '.join(HAIR_CHOICES)} (or one per face, comma-separated)")
+        if any(entry not in SKIN_CHOICES and not _tone_number(entry) for entry in self.skin.split(",")):
+            raise ValueError(f"skin must be one of {', '.join(SKIN_CHOICES)}, or a number from 0 (light) to 2 (dark) "
+                             "(or one per face, comma-separated)")  # fmt: skip
         if self.variant not in VARIANT_CHOICES:
             raise ValueError(f"variant must be one of {', '.join(VARIANT_CHOICES)}")
         if self.padding not in PADDINGS:
@@ -167,7 +174,7 @@ def _skinned(generator: Any, options: CartoonRunOptions) -> Any:
     """The generator, after checking that it takes ``-O skin`` when one is named."""
     from facetool.errors import UsageError
 
-    if options.skin != "auto" and not generator.config.skins:
+    if set(options.skin.split(",")) != {"auto"} and not generator.config.skins:
         raise UsageError(f"--skin {options.skin}: these weights were trained without skin tones (-T skin=true)")
     return generator
 
@@ -182,9 +189,13 @@ def _load(options: CartoonRunOptions | None, device: str, weights: Path | None) 
 
 
 def _network(options: CartoonRunOptions | None, weights: Path | None) -> Any:
+    from facetool.errors import UsageError
+
     from .runner import FixedConditionCartoon
 
     options = options or CartoonRunOptions()
+    if "," in options.hair or "," in options.skin:
+        raise UsageError("-O hair / skin: the exported net draws one fixed colour and tone, not one per face")
     hair = "brown" if options.hair == "auto" else options.hair
     generator = _skinned(_generator(_resolve(options, weights)), options)
     return FixedConditionCartoon(generator, hair, options.padding, options.clean, options.skin,

@@ -44,6 +44,20 @@ def tone_position(skin: str | float) -> float:
     return float(SKIN_TONES.index(skin)) if isinstance(skin, str) and skin in SKIN_TONES else float(skin)
 
 
+def per_face(setting: str, faces: int, what: str) -> list[str]:
+    """``--hair`` / ``--skin`` -> one entry per face: a single value is every face's; a comma list gives each face its
+    own, face0 (the largest, as ``stylize`` numbers them) first, and must have one entry per face."""
+    from facetool.errors import UsageError
+
+    entries = setting.split(",")
+    if len(entries) == 1:
+        return entries * faces
+    if len(entries) != faces:
+        raise UsageError(f"--{what} {setting}: {len(entries)} values for {faces} face{'s' * (faces != 1)}; give "
+                         "one for every face, or one per face (face0, the largest, first)")  # fmt: skip
+    return entries
+
+
 def tone_name(position: float) -> str:
     """A tone position -> its tone's name ("light"), or the two it lies between ("light-medium")."""
     nearest = min(len(SKIN_TONES) - 1, max(0, round(position)))
@@ -141,14 +155,12 @@ class CartoonRunner:
 
     def __call__(self, crops: Tensor, points5: Tensor | None = None, points68: Tensor | None = None) -> Tensor:
         crops = crops.to(self.device, torch.float32)
-        if self.hair == "auto":
-            from .hair import photo_hair
+        from .hair import photo_hair
 
-            self.chosen = [photo_hair(crop, None if points5 is None else points5[i],
-                                      None if points68 is None else points68[i]) or "brown"
-                           for i, crop in enumerate(crops)]  # fmt: skip
-        else:
-            self.chosen = [self.hair] * len(crops)
+        hairs = per_face(self.hair, len(crops), "hair")
+        self.chosen = [(photo_hair(crop, None if points5 is None else points5[i],
+                                  None if points68 is None else points68[i]) or "brown") if hair == "auto" else hair
+                       for i, (crop, hair) in enumerate(zip(crops, hairs, strict=True))]  # fmt: skip
         from .isolate import isolate_people, wants_isolation
 
         # A call holds one photo's faces: more than one is a group photo. After the hair is read: the mask's edge
@@ -160,11 +172,14 @@ class CartoonRunner:
         with torch.inference_mode():
             tones = None
             if self.generator.config.skins:
-                if self.skin == "auto":
-                    labels, heatmaps = condition_inputs(self.generator, crops, points5, self.chosen)
-                    tones = auto_tones(self.generator, crops, points5, labels, heatmaps)
-                else:
-                    tones = torch.full((len(crops),), tone_position(self.skin), device=crops.device)
+                skins = per_face(self.skin, len(crops), "skin")
+                tones = torch.tensor([0.0 if s == "auto" else tone_position(s) for s in skins], device=crops.device)
+                measured = [i for i, s in enumerate(skins) if s == "auto"]  # each such face's own tone
+                if measured:
+                    some = crops[measured]
+                    where = None if points5 is None else points5[measured]
+                    labels, heatmaps = condition_inputs(self.generator, some, where, [self.chosen[i] for i in measured])
+                    tones[measured] = auto_tones(self.generator, some, where, labels, heatmaps)
             self.chosen_skin = [] if tones is None else [round(float(t), 2) for t in tones]
             avatars = draw_avatars(self.generator, crops, points5, self.chosen, self.clean, tones)
             if self.plain_backdrop:
@@ -178,9 +193,9 @@ class CartoonRunner:
         """What ``auto`` measured on each face of the last call ("hair black, skin light-medium (0.42)": the tone, or
         the two it lies between, and the position drawn); empty when nothing was left to ``auto``."""
         picked = []
-        if self.hair == "auto":
+        if "auto" in self.hair.split(","):
             picked.append([f"hair {h}" for h in self.chosen])
-        if self.skin == "auto" and self.chosen_skin:
+        if "auto" in self.skin.split(",") and self.chosen_skin:
             picked.append([f"skin {tone_name(t)} ({t:.2f})" for t in self.chosen_skin])
         return [", ".join(parts) for parts in zip(*picked, strict=True)] if picked else []
 
