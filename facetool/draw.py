@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from .faces import Face
 
@@ -16,11 +16,18 @@ def annotate(image: np.ndarray, faces: list[Face]) -> np.ndarray:
     draw = ImageDraw.Draw(pil)
     scale = max(1.0, max(pil.size) / 800)
     width = max(1, int(round(2 * scale)))
+    # The index is what --face N and per-face settings (--hair auto,black) name: readable at a glance, on a dark
+    # plate so it shows on any photo.
+    font = ImageFont.load_default(size=max(12, int(round(14 * scale))))
     for index, face in enumerate(faces):
         x1, y1, x2, y2 = (float(v) for v in face.box)
         r = max(1.5, 0.012 * max(face.width, face.height))
         draw.rectangle([x1, y1, x2, y2], outline=(0, 255, 0), width=width)
-        draw.text((x1 + 2, max(0.0, y1 - 12 * scale)), f"{index} {face.score:.2f}", fill=(0, 255, 0))
+        label = f"face{index} {face.score:.2f}"
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        x, y = x1, max(0.0, y1 - (bottom - top) - 4 * scale)
+        draw.rectangle([x, y, x + right - left + 4, y + bottom - top + 4], fill=(0, 0, 0))
+        draw.text((x + 2 - left, y + 2 - top), label, fill=(0, 255, 0), font=font)
         if face.points68 is not None:
             for x, y in face.points68:
                 draw.ellipse([x - r * 0.6, y - r * 0.6, x + r * 0.6, y + r * 0.6], fill=(255, 255, 255))

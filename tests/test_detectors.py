@@ -156,3 +156,21 @@ def test_dlib_small_face_hint_names_the_settings_that_make_min_face_work():
     assert "large photo: -D proposals=hog+mtcnn -D min-face=20;" in hint(proposals="hog")
     assert "large photo: -D proposals=hog+mtcnn;" in hint(proposals="cnn", min_face=16)
     assert "min-face" not in hint(min_face=16) and "proposals" not in hint(min_face=16)
+
+
+def test_the_preview_names_each_face_by_its_index_on_a_dark_plate():
+    import numpy as np
+
+    from facetool.draw import annotate
+    from facetool.faces import Face
+
+    image = np.full((300, 400, 3), 200, np.uint8)
+    points5 = np.array([[140, 150], [180, 150], [160, 170], [145, 190], [175, 190]], np.float32)
+    faces = [Face(box=np.array([120, 120, 200, 220], np.float32), score=0.9, points5=points5),
+             Face(box=np.array([260, 130, 320, 200], np.float32), score=0.8, points5=points5 + [130, 0])]  # fmt: skip
+    out = annotate(image, faces)
+    assert out.shape == image.shape and (image == 200).all()  # a copy: the photo is left as it was
+    for x1, y1 in ((120, 120), (260, 130)):
+        plate = out[y1 - 18 : y1 - 1, x1 : x1 + 40]
+        assert (plate == 0).all(axis=2).mean() > 0.3  # the plate behind the label
+        assert ((plate[..., 1] > 200) & (plate[..., 0] < 50)).any()  # green letters on it
