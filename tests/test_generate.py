@@ -115,6 +115,20 @@ def test_like_takes_the_largest_faces_layout_in_the_methods_template(app, tmp_pa
     assert np.abs(np.array(list(layout.values())) - template).max() < 0.05
 
 
+def test_face_picks_which_face_like_reads_and_wrong_picks_are_usage_errors(app, tmp_path):
+    photo = tmp_path / "photo.png"
+    write_image(photo, np.zeros((300, 400, 3), np.uint8))
+    out = str(tmp_path / "o.png")
+    result = run(app, "generate", "-m", "dots", "--like", str(photo), "-d", "fixed", "--face", "1", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert DotRunner.layouts[-1] == layout_from_face(two_faces()[1], "portrait", SIZE)
+    for args, message in ((("--like", str(photo), "--face", "2"), "--face 2 asked for, but the photo has 2 face"),
+                          (("--like", str(photo), "--face", "all"), "--like takes one face's layout"),
+                          (("--face", "1"), "give --like IMAGE")):  # fmt: skip
+        result = run(app, "generate", "-m", "dots", "-d", "fixed", *args, "-o", out)
+        assert result.exit_code == 2 and message in result.stderr, result.output
+
+
 class ReadingRunner(DotRunner):
     def layout_from_image(self, image):
         return {"nose": [0.5, 0.6]}

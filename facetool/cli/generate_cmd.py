@@ -24,14 +24,17 @@ HELP = """Generate faces from noise with a generate method, optionally shaped li
 
 --landmarks FILE.json gives the layout (format: facetool.generate's docstring; {"size": S, "points": {name: [x, y]}}
 with left_eye, right_eye, nose, mouth_left, mouth_right, chin); --like IMAGE takes it from the largest face of a
-photo or drawing. The same --seed gives the same images. Several images go into one grid (-o OUT.png) or one
-file each (-o a folder); -o - writes the picture (PNG) to standard output.
+photo or drawing (--face N: another, numbered largest first as facetool detect -o labels them). The same --seed gives
+the same images. Several images go into one grid (-o OUT.png) or one file each (-o a folder); -o - writes the
+picture (PNG) to standard output.
 
 [b]Examples[/b]
 
   facetool generate --method wgan-landmark --count 8 --seed 1 -o faces.png
 
   facetool generate --like photo.jpg --count 8 --seed 1 -o faces/
+
+  facetool generate --like group.jpg --face 2 -o face.png   (the third largest face's layout)
 
   facetool generate --landmarks layout.json -o face.png
 
@@ -48,6 +51,7 @@ def register(app: typer.Typer) -> None:
         landmarks: Path | None = typer.Option(None, "--landmarks", help="Layout JSON file (see --help)."),
         # A str: Path("./-") would read as "-" (standard input), not the file of that name.
         like_arg: str | None = typer.Option(None, "--like", help="Layout from this image's largest face (-: stdin)."),
+        face: str = typer.Option("largest", "--face", help="With --like: largest, or a face number (0 = largest)."),
         count: int = typer.Option(1, "--count", "-n", min=1, max=1024, help="How many images."),
         seed: int = typer.Option(0, "--seed", min=0, help="Seed of the noise: same seed, same images."),
         # A str, not a Path: a Path drops the trailing "/" that marks a folder still to be made.
@@ -66,13 +70,20 @@ def register(app: typer.Typer) -> None:
             'reads it), "outputs"}; a failure {"error"}.',
         ),
     ) -> None:
+        from ..pipeline import parse_face_choice
+
         if landmarks is not None and like_arg is not None:
             raise UsageError("give --landmarks or --like, not both")
+        choice = parse_face_choice(face)
+        if choice == "all":
+            raise UsageError("--face all: --like takes one face's layout (largest, or a face number)")
+        if choice != "largest" and like_arg is None:
+            raise UsageError(f"--face {face} picks the face --like reads: give --like IMAGE")
         if as_json and output == STDOUT:
             raise UsageError("--json and -o - would both write to standard output: give -o a file or folder")
         try:
             record = _generate(method, landmarks, like_arg, count, seed, output, option, size, weights, detector,
-                               device, quiet=as_json)  # fmt: skip
+                               device, quiet=as_json, face=choice)  # fmt: skip
         except FacetoolError as error:  # --json: the failure as a record too (a usage error is the line alone)
             if as_json and not isinstance(error, UsageError):
                 print_json({"error": str(error)})
@@ -82,7 +93,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _generate(method, landmarks, like_arg, count, seed, output, option, size, weights, detector, device,
-              quiet: bool) -> dict:  # fmt: skip
+              quiet: bool, face: str | int = "largest") -> dict:  # fmt: skip
     """The command's work; returns its ``--json`` record."""
     from ..device import resolve_device
     from ..generate import layout_record
@@ -115,7 +126,7 @@ def _generate(method, landmarks, like_arg, count, seed, output, option, size, we
 
         layout = read_layout(landmarks)
     elif like is not None:
-        layout = _layout_like(like, spec, runner, size, detector, dev)
+        layout = _layout_like(like, spec, runner, size, detector, dev, face)
     images = checked_images(runner(count, seed, layout), count, None, name)
     written = _write(images, None if to_stdout else Path(output), folder, name, seed, protect, quiet=quiet)
     side = int(images.shape[-1])
@@ -127,11 +138,13 @@ def _generate(method, landmarks, like_arg, count, seed, output, option, size, we
 LIKE_MIN_SIDE, LIKE_MAX_ASPECT = 32, 4  # the smallest picture --like reads a face from, and its widest shape
 
 
-def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None, device: str):
-    """The layout of the largest face the detector finds; else the method's own predictor, if it has one."""
+def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None, device: str,
+                 face: str | int = "largest"):  # fmt: skip
+    """The layout of the chosen face (the largest, or number ``face``) the detector finds; else, with no face found,
+    the method's own predictor's reading, if it has one."""
     from ..generate import layout_from_face
     from ..imageio import read_image
-    from ..pipeline import close_detector, detect_faces, load_detector
+    from ..pipeline import chosen_faces, close_detector, detect_faces, load_detector
 
     image, name = read_image(image_path), shown(image_path)
     height, width = image.shape[:2]
@@ -145,7 +158,7 @@ def _layout_like(image_path: Path, spec, runner, size: int, detector: str | None
     finally:
         close_detector(det)
     if faces:
-        return layout_from_face(faces[0], spec.template, size)
+        return layout_from_face(chosen_faces(faces, face, f"--like {name}")[0], spec.template, size)
     predict = getattr(runner, "layout_from_image", None)
     if predict is None:
         raise FacetoolError(f"--like {name}: no face found (try another --detector)")
