@@ -50,3 +50,11 @@ def test_hair_by_eye_scores_the_pick_against_the_named_colours(tmp_path, monkeyp
     # "none" (no hair to see) and the photo nobody named are left out; the brown pick is fair only for b
     assert record == {"faces": 2, "strict": 0.0, "lenient": 0.5, "misses": [["photos/a.png", "blonde", "brown"]]}
     assert seen == [(3, 128, 128)] * 2
+
+    # drawn: the avatar's hair as the meter reads it, scored the same way (here the meter says blonde, then black)
+    readings = iter(["blonde", "black"])
+    monkeypatch.setattr(hair, "load_meter", lambda: None)
+    monkeypatch.setattr(hair, "avatar_hair", lambda meter, avatars: [next(readings)] * len(avatars))
+    drawn = hair_by_eye(tmp_path, crowd=crowd, labels=tmp_path / "eye.json",
+                        drawn=lambda crops, p5, p68: crops * 0.5)  # fmt: skip
+    assert drawn["drawn_strict"] == 1.0 and drawn["drawn_lenient"] == 1.0 and drawn["strict"] == 0.0

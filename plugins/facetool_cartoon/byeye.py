@@ -5,10 +5,11 @@ stable the reading is, not whether it is right (the labels and a person agree on
 counting the colours a person would also accept: model card, "`--hair auto` by eye"). This scores the pick against
 the person instead, on the photos the labels were written for, found by their sha256.
 
-    python -m facetool_cartoon.byeye PHOTOS [--crowd]
+    python -m facetool_cartoon.byeye PHOTOS [--crowd] [--drawn]
 
 PHOTOS: a ``facetool data photos`` folder labelled by ``facetool data labels`` (the faces' points are read from
 ``labels/<stem>.json``). ``--crowd``: each person between two others, as in a group photo (:func:`three_across`).
+``--drawn``: the avatars drawn too (shipped net), their hair read by the hair meter and scored the same way.
 """
 
 from __future__ import annotations
@@ -44,12 +45,15 @@ def three_across(photos: list[np.ndarray], centres: list[np.ndarray], spacing: f
     return canvas, offset
 
 
-def hair_by_eye(photos: str | Path, crowd: bool = False, labels: str | Path = BY_EYE) -> dict[str, Any]:
+def hair_by_eye(photos: str | Path, crowd: bool = False, labels: str | Path = BY_EYE,
+                drawn: Any = None) -> dict[str, Any]:  # fmt: skip
     """How often ``--hair auto`` names what a person named, on the by-eye photos found in ``photos``:
     {"faces", "strict" (the colour named), "lenient" (any colour the person would accept), "misses": [[file, eye,
     pick]]}. Faces read as stylize reads them: aligned to the avatar template at 128², 68 points, padding ``auto``;
     no hair measured counts as brown, as in the runner. With ``crowd`` each person stands between the photos before
-    and after it (:func:`three_across`)."""
+    and after it (:func:`three_across`). ``drawn``: a :class:`.runner.CartoonRunner` (``--hair auto``): each avatar
+    is drawn too and the hair meter's reading of it scored the same way ("drawn_strict", "drawn_lenient") — what a
+    user sees."""
     import torch
 
     from facetool.align import crop_faces, estimate_alignment, get_template, transform_points
@@ -73,6 +77,11 @@ def hair_by_eye(photos: str | Path, crowd: bool = False, labels: str | Path = BY
             found.append((record["file"], eye, read_image(folder / record["file"]), points))
     template = get_template("avatar")
     hits, lenient, misses = 0, 0, []
+    drawn_hits, drawn_lenient = 0, 0
+    if drawn is not None:
+        from .hair import avatar_hair, load_meter
+
+        meter = load_meter()
     for i, (name, eye, image, (points5, points68)) in enumerate(found):
         if crowd:
             trio = [found[(i + 1) % len(found)], found[i], found[i - 1]]
@@ -88,17 +97,30 @@ def hair_by_eye(photos: str | Path, crowd: bool = False, labels: str | Path = BY
         lenient += pick in eye
         if pick not in eye:
             misses.append([name, eye[0], pick])
+        if drawn is not None:
+            seen = avatar_hair(meter, drawn(crop[None], moved[0][None], moved[1][None]))[0]
+            drawn_hits += seen == eye[0]
+            drawn_lenient += seen in eye
     count = max(len(found), 1)
-    return {"faces": len(found), "strict": round(hits / count, 3), "lenient": round(lenient / count, 3),
-            "misses": misses}  # fmt: skip
+    record = {"faces": len(found), "strict": round(hits / count, 3), "lenient": round(lenient / count, 3)}
+    if drawn is not None:
+        record |= {"drawn_strict": round(drawn_hits / count, 3), "drawn_lenient": round(drawn_lenient / count, 3)}
+    return record | {"misses": misses}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("photos", help="a facetool data photos folder, labelled (facetool data labels)")
     parser.add_argument("--crowd", action="store_true", help="each person between two others")
+    parser.add_argument("--drawn", action="store_true", help="also draw each avatar (shipped net) and score its hair")
     args = parser.parse_args()
-    print(json.dumps(hair_by_eye(args.photos, args.crowd)))
+    runner = None
+    if args.drawn:
+        from . import CartoonRunOptions, _load
+
+        # crowded: the person alone, as stylize isolates each face of a group photo before drawing it
+        runner = _load(CartoonRunOptions(isolate="blur" if args.crowd else "auto"), "cpu", None)
+    print(json.dumps(hair_by_eye(args.photos, args.crowd, drawn=runner)))
 
 
 if __name__ == "__main__":
