@@ -25,9 +25,10 @@ def annotate(image: np.ndarray, faces: list[Face]) -> np.ndarray:
         draw.rectangle([x1, y1, x2, y2], outline=(0, 255, 0), width=width)
         label = f"face{index} {face.score:.2f}"
         left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
-        x, y = x1, max(0.0, y1 - (bottom - top) - 4 * scale)
-        draw.rectangle([x, y, x + right - left + 4, y + bottom - top + 4], fill=(0, 0, 0))
-        draw.text((x + 2 - left, y + 2 - top), label, fill=(0, 255, 0), font=font)
+        top_left = (x1, max(0.0, y1 - (bottom - top) - 4 * scale))  # the label sits just above the box
+        plate = [*top_left, top_left[0] + right - left + 4, top_left[1] + bottom - top + 4]
+        draw.rectangle(plate, fill=(0, 0, 0))
+        draw.text((top_left[0] + 2 - left, top_left[1] + 2 - top), label, fill=(0, 255, 0), font=font)
         if face.points68 is not None:
             for x, y in face.points68:
                 draw.ellipse([x - r * 0.6, y - r * 0.6, x + r * 0.6, y + r * 0.6], fill=(255, 255, 255))

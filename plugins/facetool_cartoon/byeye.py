@@ -61,6 +61,7 @@ def hair_by_eye(photos: str | Path, crowd: bool = False, labels: str | Path = BY
     from facetool.imageio import read_image
 
     from .hair import photo_hair
+    from .runner import TEMPLATE
 
     folder = Path(photos)
     named = json.loads(Path(labels).read_text())["faces"]
@@ -75,7 +76,7 @@ def hair_by_eye(photos: str | Path, crowd: bool = False, labels: str | Path = BY
             face = faces[0]
             points = np.array(face["points5"], np.float32), np.array(face["points68"], np.float32)
             found.append((record["file"], eye, read_image(folder / record["file"]), points))
-    template = get_template("avatar")
+    template = get_template(TEMPLATE)
     hits, lenient, misses = 0, 0, []
     drawn_hits, drawn_lenient = 0, 0
     if drawn is not None:
