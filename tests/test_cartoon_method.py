@@ -69,6 +69,21 @@ def test_one_training_step_of_every_variant(domains, tmp_path, variant, pair, wa
     assert runner.generator.config.upsample == upsample
 
 
+@pytest.mark.parametrize("variant", ["local", "affine"])
+def test_one_bf16_training_step(domains, tmp_path, variant, one_thread):
+    """``--precision bf16`` (the GPU recipe's): the local critics' patches are cut from a bf16 generator's output."""
+    from facetool.plugins import get_host
+    from facetool.train.loop import run_training
+
+    spec = dataclasses.replace(get_host().generators.get("cartoon"), sizes=(SIZE,), input_size=SIZE)
+    options = spec.train.options(variant=variant, g_base=4, g_blocks=1, d_base=4, upsample="resize")
+    run = run_training(spec, tmp_path / variant, data=list(domains), steps=1, batch_size=2, size=SIZE,
+                       options=options, precision="bf16", average=0.999)  # fmt: skip
+    losses = json.loads((tmp_path / variant / "losses.jsonl").read_text().splitlines()[0])
+    assert ("D_eyes" in losses) == (variant == "local")
+    assert all(np.isfinite(v) for v in losses.values()) and run.weights.is_file()
+
+
 @pytest.mark.parametrize(("key", "value"), [("pair", "pixels"), ("warp", "perspective"), ("variant", "both")])
 def test_train_options_refuse_an_unknown_choice_by_name(key, value):
     with pytest.raises(ValueError, match=f"{key} must be one of"):

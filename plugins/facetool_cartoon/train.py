@@ -198,6 +198,8 @@ def part_patches(images: torch.Tensor, points: torch.Tensor, patch: int, scale: 
 
     from facetool.nets.layers import gaussian_heatmaps
 
+    # In float32 whatever autocast gave (a bf16 generator's output): grid_sample wants its input and grid alike.
+    images, points = images.float(), points.float()
     size = images.shape[-1]
     centres = {
         "eyes": points[:, :2],
