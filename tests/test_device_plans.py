@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def test_script_refuses_a_bad_call_before_touching_anything(args: list[str], tmp
 
 
 def _helpers(*args: str) -> None:
-    subprocess.run(["python", str(DEVICE / "helpers.py"), *args], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(DEVICE / "helpers.py"), *args], check=True, capture_output=True)
 
 
 def test_jpeg_keeps_a_data_folder_readable(tmp_path: Path) -> None:

@@ -1,13 +1,11 @@
 """The Python steps of scripts/device/train.sh: ``jpeg FOLDER``, ``shim SITE`` and ``export OUT RUN...``.
 
-Run by that script, here (``jpeg``) or on the GPU machine (``shim``, ``export``); standard library and Pillow only
-at import time, so that each step starts fast and the last two need nothing that the install step might lack.
+Run by that script, here (``jpeg``) or on the GPU machine (``shim``, ``export``); the standard library only at
+import time, so that each step starts fast and ``shim`` needs nothing that the install step might lack.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -19,24 +17,29 @@ def jpeg(folder: Path, quality: int = 95) -> None:
 
     For photo folders: a call carries 64 MiB, and the photo crops are 20 MB as PNG, 7 MB as JPEG at quality 95.
     Not for cartoons: JPEG's ringing around their outlines would be learnt as part of the style."""
+    import io
+
     from PIL import Image
 
-    manifest = folder / "manifest.jsonl"
-    items = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    for item in items:
+    from facetool.data.common import Manifest, write_bytes_atomic
+
+    manifest = Manifest.open(folder)
+    for item in manifest.records.values():
         for record in (item.get("files") or {}).values():
             if not record["path"].endswith(".png"):
                 continue
             png = folder / record["path"]
             jpg = png.with_suffix(".jpg")
+            buffer = io.BytesIO()
             with Image.open(png) as image:
-                image.convert("RGB").save(jpg, quality=quality)
+                image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+            record_path = str(jpg.relative_to(folder))
+            record["sha256"] = write_bytes_atomic(jpg, buffer.getvalue())
             png.unlink()
             if item.get("file") == record["path"]:
-                item["file"] = str(jpg.relative_to(folder))
-            record["path"] = str(jpg.relative_to(folder))
-            record["sha256"] = hashlib.sha256(jpg.read_bytes()).hexdigest()
-    manifest.write_text("".join(json.dumps(item, separators=(",", ":")) + "\n" for item in items))
+                item["file"] = record_path
+            record["path"] = record_path
+    manifest.compact()
 
 
 def shim(site: Path) -> None:
